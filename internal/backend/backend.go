@@ -1,0 +1,79 @@
+// Package backend defines the one interface through which the reconciler
+// drives an IPsec implementation (native engine, strongSwan over VICI,
+// libreswan). The reconciler does not know which one it talks to.
+package backend
+
+import (
+	"context"
+
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+// Backend protects tunnels. Every method must be safe to call again after
+// an error; the reconciler retries with back-off.
+type Backend interface {
+	// Name is the --ike-daemon value, e.g. "strongswan".
+	Name() string
+
+	// Ensure makes the backend protect t (a CONFIGURED tunnel) at exactly
+	// t.Version: it loads credentials and connections for that version,
+	// unloads any other version of the same tunnel name and initiates.
+	// It is idempotent: calling it again for an unchanged, healthy tunnel
+	// must not disturb established SAs.
+	Ensure(ctx context.Context, t tunnel.Tunnel) error
+
+	// Remove tears down every connection the backend holds for the tunnel
+	// (interface) name, whatever its version.
+	Remove(ctx context.Context, name string) error
+
+	// Loaded lists the tunnel names the backend currently holds
+	// configuration for, so that the reconciler can remove leftovers (for
+	// example after ovnsecd restarted with --no-restart-ike-daemon).
+	Loaded(ctx context.Context) ([]string, error)
+
+	// Status reports the backend's view of every tunnel it knows about,
+	// keyed by tunnel name. A tunnel missing from the map is not loaded.
+	Status(ctx context.Context) (map[string]TunnelStatus, error)
+
+	// Report answers the backend-specific unixctl commands
+	// ("ipsec/status", "xfrm/policies", "xfrm/state").
+	Report(ctx context.Context, command string) (string, error)
+
+	// Close releases the backend. With cleanup it first removes every
+	// connection and credential it loaded; without it, SAs and steering
+	// state are left in place (exit --no-cleanup, SIGTERM).
+	Close(ctx context.Context, cleanup bool) error
+}
+
+// Phase summarises a tunnel's protection state.
+type Phase string
+
+const (
+	PhaseUp         Phase = "up"         // IKE SA and every Child SA established
+	PhaseConnecting Phase = "connecting" // loaded, negotiation under way
+	PhaseDown       Phase = "down"       // loaded but not established; Reason says why
+	PhaseNotLoaded  Phase = "not loaded" // backend holds nothing for it
+)
+
+// TunnelStatus is the backend's read-only view of one tunnel.
+type TunnelStatus struct {
+	Name    string
+	Version int
+	Phase   Phase
+	// Reason explains a Phase other than PhaseUp in words an operator can
+	// act on ("IKE_SA established but the kernel refused the Child SA:
+	// Function not implemented", "peer silent for 30s", ...).
+	Reason string
+	// Conns lists the backend's connections for the tunnel, with a one-line
+	// state each, in the shape "ipsec/status" prints.
+	Conns []ConnStatus
+	// Details are extra lines for tunnels/show (SPIs, algorithms, counters).
+	Details []string
+}
+
+// ConnStatus is one IKE connection (for example "gnv0-in-1").
+type ConnStatus struct {
+	Name   string
+	Active bool   // a Child SA with an ESP SPI exists
+	Line   string // one-line description as printed by ipsec/status
+}

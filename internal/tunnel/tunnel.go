@@ -1,0 +1,122 @@
+// Package tunnel turns a database snapshot into the set of IPsec tunnels
+// ovnsecd must protect. It is the one place that knows ovs-monitor-ipsec's
+// selection rules, validation order and reason strings. It does no I/O of
+// its own: certificates are read through an injected CertReader.
+package tunnel
+
+import "strconv"
+
+// State is a tunnel's configuration state, as tunnels/show prints it.
+type State string
+
+const (
+	StateInit       State = "INIT"
+	StateConfigured State = "CONFIGURED"
+	StateInvalid    State = "INVALID"
+	StateRemoved    State = "REMOVED"
+)
+
+// Type is the tunnel protocol of the Interface.
+type Type string
+
+const (
+	TypeGeneve Type = "geneve"
+	TypeVXLAN  Type = "vxlan"
+	TypeGRE    Type = "gre"
+)
+
+// AuthMethod is how the peer is authenticated.
+type AuthMethod string
+
+const (
+	AuthNone       AuthMethod = ""
+	AuthPSK        AuthMethod = "psk"         // options:psk
+	AuthSelfSigned AuthMethod = "self-signed" // options:remote_cert pins the peer certificate
+	AuthCASigned   AuthMethod = "ca-signed"   // options:remote_name, verified against ca_cert
+)
+
+// DefaultRoute is ovs-monitor-ipsec's local_ip when options:local_ip is unset.
+const DefaultRoute = "%defaultroute"
+
+// Secret is key material that must never be printed. Its String and
+// GoString methods redact it; use Reveal to get the bytes for a backend.
+type Secret struct{ s string }
+
+// NewSecret wraps s.
+func NewSecret(s string) Secret { return Secret{s: s} }
+
+// Reveal returns the secret for use by a backend. Never log the result.
+func (s Secret) Reveal() string { return s.s }
+
+// IsSet reports whether a non-empty secret is held.
+func (s Secret) IsSet() bool { return s.s != "" }
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s.s == "" {
+		return "None"
+	}
+	return "<redacted>"
+}
+
+// GoString redacts the secret in %#v output.
+func (s Secret) GoString() string { return s.String() }
+
+// Option is one ipsec_* custom option with the prefix stripped, in the order
+// OVSDB returned them (sorted by key, as the OVSDB map is).
+type Option struct {
+	Key   string
+	Value string
+}
+
+// Tunnel is one IPsec tunnel as ovs-monitor-ipsec would configure it, plus
+// what ovnsec adds (honoured dst_port, certificate problems).
+type Tunnel struct {
+	Name    string // Interface name; connection names derive from it
+	Version int    // starts at 1, bumps on any configuration change
+	State   State
+	// Reason is the exact ovs-monitor-ipsec reason string, including its
+	// leading ": ", when State is INVALID; empty otherwise.
+	Reason string
+
+	Type          Type
+	LocalIP       string // options:local_ip or DefaultRoute
+	RemoteIP      string
+	AddressFamily string // "IPv4", "IPv6" or "None"
+	// DstPort is the tunnel's UDP destination port (options:dst_port, else
+	// the IANA port: 6081 geneve, 4789 vxlan); 0 for GRE.
+	DstPort uint16
+
+	Auth        AuthMethod
+	Certificate string // global other_config:certificate path
+	PrivateKey  string // global other_config:private_key path
+	CACert      string // global other_config:ca_cert path
+	LocalName   string // CN of Certificate
+	RemoteCert  string // options:remote_cert path
+	RemoteName  string // options:remote_name, or the CN of RemoteCert
+	PSK         Secret
+	SKBMark     string // global other_config:ipsec_skb_mark
+
+	CustomOptions []Option
+
+	// Status-only fields: changing them does not bump Version.
+	OFPort   string // number or "Not assigned"
+	CFMState string // "Up", "Down" or "Disabled"
+
+	// Problems lists certificate defects found by ovnsec's own checks that
+	// ovs-monitor-ipsec would not have caught (expired certificate, key not
+	// matching the certificate, CN different from SAN DNS, ...). A tunnel
+	// with problems is still CONFIGURED where upstream would configure it,
+	// so that behaviour stays compatible; the problems are shown and logged.
+	Problems []string
+}
+
+// Conns returns the connection names ovs-monitor-ipsec derives for this
+// tunnel: "<if>-in-<v>" and "<if>-out-<v>" for UDP tunnels, "<if>-<v>" for GRE.
+func (t Tunnel) Conns() []string {
+	v := strconv.Itoa(t.Version)
+	if t.Type == TypeGRE {
+		return []string{t.Name + "-" + v}
+	}
+	return []string{t.Name + "-in-" + v, t.Name + "-out-" + v}
+}
