@@ -1,0 +1,346 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+// fakeBackend records calls and reports statuses the test sets.
+type fakeBackend struct {
+	mu        sync.Mutex
+	calls     []string
+	ensureErr error
+	statusErr error
+	status    map[string]backend.TunnelStatus
+	loaded    []string
+	// upOnEnsure makes an ensured tunnel report PhaseUp at its version.
+	upOnEnsure bool
+}
+
+func (f *fakeBackend) Name() string { return "fake" }
+
+func (f *fakeBackend) Ensure(_ context.Context, t tunnel.Tunnel) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "ensure "+t.Name+" v"+itoa(t.Version))
+	if f.ensureErr != nil {
+		return f.ensureErr
+	}
+	if f.upOnEnsure {
+		f.status[t.Name] = backend.TunnelStatus{Name: t.Name, Version: t.Version, Phase: backend.PhaseUp}
+	}
+	return nil
+}
+
+func (f *fakeBackend) Remove(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "remove "+name)
+	delete(f.status, name)
+	f.loaded = slices.DeleteFunc(f.loaded, func(s string) bool { return s == name })
+	return nil
+}
+
+func (f *fakeBackend) Loaded(context.Context) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.loaded), f.statusErr
+}
+
+func (f *fakeBackend) Status(context.Context) (map[string]backend.TunnelStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.statusErr != nil {
+		return nil, f.statusErr
+	}
+	m := make(map[string]backend.TunnelStatus, len(f.status))
+	for k, v := range f.status {
+		m[k] = v
+	}
+	return m, nil
+}
+
+func (f *fakeBackend) Report(context.Context, string) (string, error) { return "{}", nil }
+func (f *fakeBackend) Close(context.Context, bool) error              { return nil }
+
+func (f *fakeBackend) takeCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time      { return c.t }
+func (c *fakeClock) Add(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *fakeClock               { return &fakeClock{t: time.Unix(1_000_000, 0)} }
+func geneve(name string, v int) tunnel.Tunnel {
+	return tunnel.Tunnel{Name: name, Version: v, State: tunnel.StateConfigured, Type: tunnel.TypeGeneve}
+}
+
+func newTest(t *testing.T, fb *fakeBackend) (*Reconciler, *fakeClock, *bytes.Buffer) {
+	t.Helper()
+	if fb.status == nil {
+		fb.status = map[string]backend.TunnelStatus{}
+	}
+	clk := newClock()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	return New(fb, log, Options{Now: clk.Now}), clk, &logs
+}
+
+func TestEnsureNewAndVersionBump(t *testing.T) {
+	fb := &fakeBackend{upOnEnsure: true}
+	r, _, logs := newTest(t, fb)
+	ctx := context.Background()
+
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 1)})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure gnv0 v1"}) {
+		t.Fatalf("first pass calls = %v", got)
+	}
+	if !strings.Contains(logs.String(), "Connections for all(1) configured tunnels are Up.") {
+		t.Errorf("missing all-up log line; logs:\n%s", logs)
+	}
+
+	// An unchanged, healthy tunnel is left alone.
+	r.Pass(ctx)
+	if got := fb.takeCalls(); len(got) != 0 {
+		t.Fatalf("steady state calls = %v, want none", got)
+	}
+
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 2)})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure gnv0 v2"}) {
+		t.Fatalf("after bump calls = %v", got)
+	}
+	if !strings.Contains(logs.String(), "gnv0-out-1 is outdated, removing") {
+		t.Errorf("missing outdated log; logs:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "Starting ipsec connection gnv0-in-2") {
+		t.Errorf("missing start log; logs:\n%s", logs)
+	}
+}
+
+func TestInvalidIsNotEnsuredAndShowsReason(t *testing.T) {
+	fb := &fakeBackend{upOnEnsure: true}
+	r, _, _ := newTest(t, fb)
+	bad := geneve("gnv1", 1)
+	bad.State, bad.Reason = tunnel.StateInvalid, ": 'remote_ip' is not set"
+	r.SetDesired([]tunnel.Tunnel{bad})
+	r.Pass(context.Background())
+	if got := fb.takeCalls(); len(got) != 0 {
+		t.Fatalf("calls = %v, want none for an INVALID tunnel", got)
+	}
+	views, _ := r.View()
+	state, reason := views[0].Summary(nil)
+	if state != "invalid" || !strings.Contains(reason, "'remote_ip' is not set") {
+		t.Fatalf("summary = %q %q", state, reason)
+	}
+}
+
+func TestRemoveDisappearedAndLeftovers(t *testing.T) {
+	fb := &fakeBackend{upOnEnsure: true, loaded: []string{"stale0"}}
+	r, _, _ := newTest(t, fb)
+	ctx := context.Background()
+	r.SetDesired([]tunnel.Tunnel{geneve("a", 1), geneve("b", 1)})
+	r.Pass(ctx)
+	got := fb.takeCalls()
+	want := []string{"remove stale0", "ensure a v1", "ensure b v1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("calls = %v, want %v", got, want)
+	}
+	r.SetDesired([]tunnel.Tunnel{geneve("b", 1)})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"remove a"}) {
+		t.Fatalf("calls = %v, want [remove a]", got)
+	}
+	// A tunnel turning INVALID is removed from the backend too.
+	inv := geneve("b", 2)
+	inv.State = tunnel.StateInvalid
+	r.SetDesired([]tunnel.Tunnel{inv})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"remove b"}) {
+		t.Fatalf("calls = %v, want [remove b]", got)
+	}
+}
+
+func TestBackoffAfterFailure(t *testing.T) {
+	fb := &fakeBackend{ensureErr: errors.New("charon unreachable")}
+	r, clk, _ := newTest(t, fb)
+	ctx := context.Background()
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 1)})
+
+	steps := []struct {
+		advance time.Duration
+		want    int // Ensure calls expected in this pass
+	}{
+		{0, 1},                      // first try fails: back-off 1 s
+		{500 * time.Millisecond, 0}, // too early
+		{600 * time.Millisecond, 1}, // 1.1 s later: retry, fails: back-off 2 s
+		{1500 * time.Millisecond, 0},
+		{600 * time.Millisecond, 1}, // 2.1 s: retry, back-off 4 s
+		{3 * time.Second, 0},
+		{1100 * time.Millisecond, 1},
+	}
+	for i, s := range steps {
+		clk.Add(s.advance)
+		r.Pass(ctx)
+		if got := len(fb.takeCalls()); got != s.want {
+			t.Fatalf("step %d: %d ensure calls, want %d", i, got, s.want)
+		}
+	}
+	views, _ := r.View()
+	if views[0].Failures != 4 || views[0].LastErr == nil {
+		t.Fatalf("view = %+v", views[0])
+	}
+	state, reason := views[0].Summary(nil)
+	if state != "error" || !strings.Contains(reason, "charon unreachable") {
+		t.Fatalf("summary = %q %q", state, reason)
+	}
+
+	// Recovery resets the back-off.
+	fb.mu.Lock()
+	fb.ensureErr = nil
+	fb.upOnEnsure = true
+	fb.mu.Unlock()
+	clk.Add(time.Minute)
+	r.Pass(ctx)
+	if got := len(fb.takeCalls()); got != 1 {
+		t.Fatalf("recovery: %d calls", got)
+	}
+	views, _ = r.View()
+	if state, _ := views[0].Summary(nil); state != "up" {
+		t.Fatalf("after recovery state = %q", state)
+	}
+}
+
+func TestBackoffCap(t *testing.T) {
+	r, _, _ := newTest(t, &fakeBackend{})
+	for f, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 6: 32 * time.Second, 7: time.Minute, 50: time.Minute} {
+		if got := r.backoff(f); got != want {
+			t.Errorf("backoff(%d) = %v, want %v", f, got, want)
+		}
+	}
+}
+
+func TestDownTunnelBroughtUpAfterInterval(t *testing.T) {
+	fb := &fakeBackend{upOnEnsure: true}
+	r, clk, logs := newTest(t, fb)
+	ctx := context.Background()
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 1)})
+	r.Pass(ctx)
+	fb.takeCalls()
+
+	fb.mu.Lock()
+	fb.status["gnv0"] = backend.TunnelStatus{Name: "gnv0", Version: 1, Phase: backend.PhaseDown, Reason: "peer silent"}
+	fb.upOnEnsure = false
+	fb.mu.Unlock()
+
+	clk.Add(5 * time.Second)
+	r.Pass(ctx)
+	if got := fb.takeCalls(); len(got) != 0 {
+		t.Fatalf("re-ensured before the interval: %v", got)
+	}
+	if !strings.Contains(logs.String(), "Connection gnv0-in-1 went down, bringing it up") {
+		t.Errorf("missing went-down log; logs:\n%s", logs)
+	}
+	clk.Add(11 * time.Second)
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure gnv0 v1"}) {
+		t.Fatalf("calls = %v", got)
+	}
+	views, _ := r.View()
+	state, reason := views[0].Summary(nil)
+	if state != "down" || reason != "peer silent" {
+		t.Fatalf("summary = %q %q", state, reason)
+	}
+}
+
+func TestNotLoadedIsReloaded(t *testing.T) {
+	// A backend restart (charon restarted) loses the connections: the next
+	// pass must load them again without a configuration change.
+	fb := &fakeBackend{upOnEnsure: true}
+	r, _, _ := newTest(t, fb)
+	ctx := context.Background()
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 1)})
+	r.Pass(ctx)
+	fb.takeCalls()
+	fb.mu.Lock()
+	delete(fb.status, "gnv0")
+	fb.mu.Unlock()
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure gnv0 v1"}) {
+		t.Fatalf("calls = %v", got)
+	}
+}
+
+func TestRefreshForcesEnsure(t *testing.T) {
+	fb := &fakeBackend{upOnEnsure: true}
+	r, _, _ := newTest(t, fb)
+	ctx := context.Background()
+	r.SetDesired([]tunnel.Tunnel{geneve("a", 1), geneve("b", 3)})
+	r.Pass(ctx)
+	fb.takeCalls()
+	r.Refresh()
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure a v1", "ensure b v3"}) {
+		t.Fatalf("calls = %v", got)
+	}
+	r.Pass(ctx)
+	if got := fb.takeCalls(); len(got) != 0 {
+		t.Fatalf("refresh is one-shot, got %v", got)
+	}
+}
+
+func TestBackendUnreachable(t *testing.T) {
+	fb := &fakeBackend{statusErr: errors.New("dial unix /run/charon.vici: connect: no such file or directory")}
+	r, _, _ := newTest(t, fb)
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 1)})
+	r.Pass(context.Background())
+	views, berr := r.View()
+	if berr == nil {
+		t.Fatal("backend error not reported")
+	}
+	state, reason := views[0].Summary(berr)
+	if state != "unknown" || !strings.Contains(reason, "no such file") {
+		t.Fatalf("summary = %q %q", state, reason)
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	fb := &fakeBackend{upOnEnsure: true}
+	r, _, _ := newTest(t, fb)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 1)})
+	deadline := time.After(5 * time.Second)
+	for {
+		views, _ := r.View()
+		if len(views) == 1 && views[0].Applied == 1 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatal("Run did not ensure the tunnel")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v", err)
+	}
+}

@@ -1,0 +1,70 @@
+// View: the read-only picture of every tracked tunnel that unixctl renders.
+package reconcile
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+// TunnelView is one tunnel with what the reconciler and the backend know.
+type TunnelView struct {
+	Tunnel    tunnel.Tunnel
+	Status    backend.TunnelStatus
+	HasStatus bool
+	// Applied is the version last ensured successfully (0: none).
+	Applied int
+	// LastErr is the last Ensure/Remove error, nil after a success.
+	LastErr  error
+	Failures int
+	NextTry  time.Time
+}
+
+// View returns every tracked tunnel in name order and the last error from
+// the backend as a whole (nil when it answered).
+func (r *Reconciler) View() ([]TunnelView, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]TunnelView, 0, len(r.order))
+	for _, name := range r.order {
+		v := TunnelView{Tunnel: r.desired[name]}
+		if h := r.health[name]; h != nil {
+			v.Status, v.HasStatus = h.status, h.hasStatus
+			v.Applied, v.LastErr, v.Failures, v.NextTry = h.applied, h.lastErr, h.failures, h.nextTry
+		}
+		out = append(out, v)
+	}
+	return out, r.backErr
+}
+
+// Summary is the one-line state of a tunnel and, when it is not up, why.
+func (v TunnelView) Summary(backendErr error) (state, reason string) {
+	t := v.Tunnel
+	switch {
+	case t.State == tunnel.StateInvalid:
+		return "invalid", "configuration is invalid" + t.Reason
+	case backendErr != nil && !v.HasStatus:
+		return "unknown", backendErr.Error()
+	case v.LastErr != nil:
+		return "error", v.LastErr.Error()
+	case !v.HasStatus || v.Status.Phase == backend.PhaseNotLoaded:
+		if v.Applied == 0 {
+			return "pending", "not yet given to the IKE daemon"
+		}
+		return "not loaded", "the IKE daemon holds no connection for this tunnel; it will be loaded again"
+	case v.Status.Version != 0 && v.Status.Version != t.Version:
+		return "updating", "the IKE daemon still runs version " + itoa(v.Status.Version)
+	case v.Status.Phase == backend.PhaseUp:
+		return "up", ""
+	default:
+		reason := v.Status.Reason
+		if reason == "" {
+			reason = "no reason given by the backend"
+		}
+		return string(v.Status.Phase), reason
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
