@@ -1,0 +1,31 @@
+# ovnsec: build, test and demo entry points. See README.md.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+
+.PHONY: all build test unit vet deps fuzz-smoke bench-smoke clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+deps:
+	scripts/install-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+# unit: fast tests only (no namespaces, no daemons).
+unit:
+	$(GO) test -short -count=1 $(PKGS)
+
+# test: the full suite as CI runs it: installs what it needs, vets, runs unit
+# and integration tests (real ovsdb-server, ovs-appctl, charon, ovs-vswitchd in
+# network namespaces) and a one-iteration smoke run of every benchmark.
+test: deps vet
+	$(GO) test -count=1 -timeout 35m $(PKGS)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(PKGS)
+
+clean:
+	rm -rf $(BIN)
