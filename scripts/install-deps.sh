@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  openvswitch-switch openvswitch-common openvswitch-pki
+  openvswitch-switch openvswitch-common openvswitch-pki python3-openvswitch
   ovn-central ovn-host
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
   iperf3 tcpdump iproute2 openssl
