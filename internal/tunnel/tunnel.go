@@ -1,7 +1,8 @@
 // Package tunnel turns a database snapshot into the set of IPsec tunnels
 // ovnsecd must protect. It is the one place that knows ovs-monitor-ipsec's
-// selection rules, validation order and reason strings. It does no I/O of
-// its own: certificates are read through an injected CertReader.
+// selection rules, validation order and reason strings. Table does no I/O
+// of its own: certificates are read through an injected CertReader
+// (FileCertReader reads PEM files with crypto/x509).
 package tunnel
 
 import "strconv"

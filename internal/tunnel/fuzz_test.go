@@ -1,0 +1,96 @@
+// Fuzz targets: the PEM/certificate/key reading path (file input that may be
+// anything), and Table.Update over arbitrary database strings.
+
+package tunnel
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/ovsconf"
+)
+
+func FuzzParseCertificatePEM(f *testing.F) {
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		info, err := ParseCertificatePEM("/f.pem", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "certificate /f.pem: ") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if info.Version < 1 || info.Version > 3 {
+			t.Fatalf("Version = %d", info.Version)
+		}
+		again, err := ParseCertificatePEM("/f.pem", data)
+		if err != nil || again.Fingerprint != info.Fingerprint || again.CN != info.CN {
+			t.Fatalf("second parse differs: %v", err)
+		}
+		// Problems must be computable for any parsed certificate.
+		_ = certProblems("/f.pem", info, testNow)
+	})
+}
+
+func FuzzParsePrivateKeyPEM(f *testing.F) {
+	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		key, err := ParsePrivateKeyPEM("/k.pem", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "private key /k.pem: ") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if err := keyMatchesCert(key, "/k.pem", key.Public(), "/c.pem"); err != nil {
+			t.Fatalf("key does not match its own public key: %v", err)
+		}
+	})
+}
+
+func FuzzUpdate(f *testing.F) {
+	f.Add("geneve", "10.0.0.2", "10.0.0.1", "secret-psk", "", "", "encapsulation", "yes")
+	f.Add("vxlan", "fd00::2", "", "", "hv2", "4790", "dpd-delay", "30s")
+	f.Add("gre", "flow", "flow", "", "", "/pki/peer.pem", "", "")
+	f.Fuzz(func(t *testing.T, typ, remoteIP, localIP, psk, remoteName, x, optKey, optVal string) {
+		opts := map[string]string{"remote_ip": remoteIP, "local_ip": localIP, "psk": psk, "remote_name": remoteName,
+			"dst_port": x, "remote_cert": x, "ipsec_" + optKey: optVal}
+		s := ovsconf.Snapshot{Seq: 1, OtherConfig: map[string]string{"certificate": "/pki/cert.pem", "private_key": "/k", "ca_cert": x},
+			Interfaces: []ovsconf.Interface{{Name: "t", Type: typ, Options: opts}}}
+		tb := NewTable(newFake(), clockAt(&testNow))
+		ts, _ := tb.Update(s)
+		if !selected(s.Interfaces[0]) {
+			if len(ts) != 0 {
+				t.Fatalf("unselected interface returned: %+v", ts)
+			}
+			return
+		}
+		if len(ts) != 1 || ts[0].Version != 1 {
+			t.Fatalf("tunnels = %+v", ts)
+		}
+		tun := ts[0]
+		switch tun.State {
+		case StateConfigured:
+			if tun.Reason != "" || family(tun.RemoteIP) == "" {
+				t.Fatalf("CONFIGURED with reason %q remote %q", tun.Reason, tun.RemoteIP)
+			}
+		case StateInvalid:
+			if !strings.HasPrefix(tun.Reason, ": ") {
+				t.Fatalf("INVALID reason %q", tun.Reason)
+			}
+		default:
+			t.Fatalf("state %s", tun.State)
+		}
+		out := Render(tun)
+		if n := strings.Count(out, "\n"); n != 16 && !strings.ContainsAny(remoteIP+localIP+remoteName+x+typ+tun.Reason, "\n") {
+			t.Fatalf("Render has %d lines:\n%s", n, out)
+		}
+		if len(psk) >= 12 && strings.Contains(out, psk) && !strings.Contains(remoteIP+localIP+remoteName+x+optKey+optVal+typ, psk) {
+			t.Fatalf("Render shows the PSK:\n%s", out)
+		}
+		ts2, events := tb.Update(s)
+		if len(ts2) != 1 || ts2[0].Version != 1 || len(events) != 0 {
+			t.Fatalf("same snapshot again: %+v events %q", ts2, msgs(events))
+		}
+	})
+}
