@@ -5,6 +5,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -76,4 +77,19 @@ type ConnStatus struct {
 	Name   string
 	Active bool   // a Child SA with an ESP SPI exists
 	Line   string // one-line description as printed by ipsec/status
+}
+
+// PartialError is implemented by errors that Ensure returns when the tunnel
+// WAS applied but part of its configuration could not be (for example an
+// ipsec_* option the backend does not support). The reconciler records the
+// tunnel as applied, shows the error as a warning and does not retry.
+type PartialError interface {
+	error
+	Partial() bool
+}
+
+// IsPartial reports whether err (or an error it wraps) is a PartialError.
+func IsPartial(err error) bool {
+	var p PartialError
+	return errors.As(err, &p) && p.Partial()
 }

@@ -75,6 +75,7 @@ type health struct {
 	failures  int       // consecutive Ensure failures
 	nextTry   time.Time // earliest next Ensure after a failure
 	lastErr   error     // last Ensure error
+	warning   error     // last Ensure's PartialError, if any
 	lastTry   time.Time // time of the last Ensure call
 	status    backend.TunnelStatus
 	hasStatus bool
@@ -283,6 +284,12 @@ func (r *Reconciler) ensure(ctx context.Context, t tunnel.Tunnel, why string, no
 	defer r.mu.Unlock()
 	h := r.healthOf(t.Name)
 	h.lastTry = now
+	h.warning = nil
+	if backend.IsPartial(err) {
+		r.log.Warn("Tunnel configured with warnings", "tunnel", t.Name, "version", t.Version, "warning", err)
+		h.warning = err
+		err = nil
+	}
 	if err != nil {
 		h.failures++
 		h.lastErr = err

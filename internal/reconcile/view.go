@@ -17,7 +17,10 @@ type TunnelView struct {
 	// Applied is the version last ensured successfully (0: none).
 	Applied int
 	// LastErr is the last Ensure/Remove error, nil after a success.
-	LastErr  error
+	LastErr error
+	// Warning is set when the tunnel was applied without part of its
+	// configuration (backend.PartialError).
+	Warning  error
 	Failures int
 	NextTry  time.Time
 }
@@ -33,6 +36,7 @@ func (r *Reconciler) View() ([]TunnelView, error) {
 		if h := r.health[name]; h != nil {
 			v.Status, v.HasStatus = h.status, h.hasStatus
 			v.Applied, v.LastErr, v.Failures, v.NextTry = h.applied, h.lastErr, h.failures, h.nextTry
+			v.Warning = h.warning
 		}
 		out = append(out, v)
 	}

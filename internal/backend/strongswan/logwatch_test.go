@@ -1,0 +1,83 @@
+package strongswan
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestClassifyLog(t *testing.T) {
+	tests := map[string]logKind{
+		"received netlink error: Function not implemented (38)":                logKernel,
+		"unable to add SAD entry with SPI cfbd3517 (FAILED)":                   logKernel,
+		"unable to install inbound and outbound IPsec SA (SAD) in kernel":      logKernel,
+		"unable to install policy 192.0.2.1/32[udp] === 192.0.2.2/32[udp]":     logKernel,
+		"failed to establish CHILD_SA, keeping IKE_SA":                         logError,
+		"received AUTHENTICATION_FAILED notify error":                          logError,
+		"no shared key found for '192.0.2.1' - '192.0.2.2'":                    logError,
+		"received NO_PROPOSAL_CHOSEN notify error":                             logError,
+		"giving up after 5 retransmits":                                        logError,
+		"tried 1 shared key for '192.0.2.1' - '192.0.2.2', but MAC mismatched": logError,
+		"sending DPD request":                                                  logIgnore,
+		"IKE_SA gnv0-1[2] established between 192.0.2.1[192.0.2.1]":            logIgnore,
+		"": logIgnore,
+	}
+	for in, want := range tests {
+		if got := classifyLog(in); got != want {
+			t.Errorf("classifyLog(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestLogBook(t *testing.T) {
+	now := t0
+	lb := newLogBook(func() time.Time { return now })
+	add := func(id, conn, m string) {
+		lb.add(msg(t, "group", "IKE", "level", "1", "ikesa-uniqueid", id, "ikesa-name", conn, "msg", m))
+	}
+	add("1", "gnv0-1", "received netlink error: Function not implemented (38)")
+	add("1", "gnv0-1", "received netlink error: Function not implemented (38)") // duplicate
+	add("1", "gnv0-1", "sending DPD request")                                   // ignored
+	add("1", "gnv0-1", "failed to establish CHILD_SA, keeping IKE_SA")
+	lb.add(msg(t, "group", "ENC", "ikesa-uniqueid", "1", "msg", "parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]")) // dump, ignored
+	lb.add(msg(t, "ikesa-uniqued", "2", "msg", "unable to add SAD entry with SPI 1 (FAILED)"))                    // README spelling
+	sa, conn, streaming := lb.lookup("1", "gnv0-1")
+	if streaming {
+		t.Error("streaming before setStreaming")
+	}
+	if len(sa.Kernel) != 1 || len(sa.Errors) != 1 || len(conn.Kernel) != 1 {
+		t.Errorf("sa %+v conn %+v", sa, conn)
+	}
+	if sa2, _, _ := lb.lookup("2", ""); len(sa2.Kernel) != 1 {
+		t.Errorf("README spelling of ikesa-uniqueid not read: %+v", sa2)
+	}
+	if none, _, _ := lb.lookup("", "gnv0-1"); len(none.Kernel) != 0 {
+		t.Errorf("empty SA id matched: %+v", none)
+	}
+	// Returned notes are copies.
+	sa.Kernel[0] = "changed"
+	if again, _, _ := lb.lookup("1", ""); again.Kernel[0] == "changed" {
+		t.Error("lookup returned shared slices")
+	}
+	lb.forgetConn("gnv0-1")
+	if _, c, _ := lb.lookup("", "gnv0-1"); len(c.Kernel)+len(c.Errors) != 0 {
+		t.Errorf("forgetConn left %+v", c)
+	}
+	// Lines per note and notes are bounded.
+	for i := 0; i < 10; i++ {
+		add("3", "", fmt.Sprintf("unable to add SAD entry with SPI %d (FAILED)", i))
+	}
+	if n, _, _ := lb.lookup("3", ""); len(n.Kernel) != maxLines || n.Kernel[maxLines-1] != "unable to add SAD entry with SPI 9 (FAILED)" {
+		t.Errorf("note not bounded to the last %d lines: %q", maxLines, n.Kernel)
+	}
+	for i := 0; i < maxNotes+50; i++ {
+		now = now.Add(time.Millisecond)
+		add(fmt.Sprint(100+i), "", "giving up")
+	}
+	lb.mu.Lock()
+	n := len(lb.bySA)
+	lb.mu.Unlock()
+	if n > maxNotes {
+		t.Errorf("%d notes kept, max %d", n, maxNotes)
+	}
+}
