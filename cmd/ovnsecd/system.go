@@ -1,0 +1,195 @@
+// System: the wiring of one ovnsecd process. Snapshots flow from the
+// database watcher through the tunnel table into the reconciler, which
+// drives the backend; the unixctl server reads the reconciler's view.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/backend/strongswan"
+	"github.com/ovnsec/ovnsec/internal/ovsconf"
+	"github.com/ovnsec/ovnsec/internal/reconcile"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+	"github.com/ovnsec/ovnsec/internal/unixctl"
+)
+
+// compatName is the program name existing probes use with ovs-appctl -t.
+const compatName = "ovs-monitor-ipsec"
+
+type system struct {
+	cfg     config
+	log     *slog.Logger
+	watcher *ovsconf.Watcher
+	table   *tunnel.Table
+	rec     *reconcile.Reconciler
+	be      backend.Backend
+	ctl     *unixctl.Server
+	pids    []*unixctl.Pidfile
+
+	exitOnce sync.Once
+	exitCh   chan exitRequest
+}
+
+// exitRequest is an "exit" command: cleanup removes every connection first.
+type exitRequest struct{ cleanup bool }
+
+func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error) {
+	if err := validateBackend(c.ikeDaemon); err != nil {
+		return nil, err
+	}
+	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1)}
+	s.be = strongswan.New(strongswan.Config{ViciSocket: c.viciSocket}, log.With("backend", "strongswan"))
+	s.table = tunnel.NewTable(tunnel.FileCertReader{}, time.Now)
+	s.rec = reconcile.New(s.be, log, reconcile.Options{})
+	s.watcher = ovsconf.New(c.database, log.With("stage", "ovsconf"))
+
+	if err := os.MkdirAll(c.rundir, 0o755); err != nil {
+		return nil, fmt.Errorf("create run directory %s: %w", c.rundir, err)
+	}
+	if err := s.openControl(); err != nil {
+		s.closeControl()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openControl writes the pidfiles and opens the unixctl sockets under
+// "ovnsecd" and, in drop-in mode, "ovs-monitor-ipsec".
+func (s *system) openControl() error {
+	pid := os.Getpid()
+	if s.cfg.pidfile != "" {
+		p, err := unixctl.WritePidfile(s.cfg.pidfile)
+		if err != nil {
+			return fmt.Errorf("pidfile: %w", err)
+		}
+		s.pids = append(s.pids, p)
+	}
+	ctl, err := unixctl.Listen(unixctl.CtlPath(s.cfg.rundir, "ovnsecd", pid), s.log.With("stage", "unixctl"))
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	s.ctl = ctl
+	if s.cfg.compatName {
+		// ovs-appctl -t NAME reads <rundir>/NAME.pid and connects to
+		// <rundir>/NAME.<pid>.ctl, so both are needed under the old name.
+		p, err := unixctl.WritePidfile(unixctl.PidfilePath(s.cfg.rundir, compatName))
+		if err != nil {
+			return fmt.Errorf("compatibility pidfile (another ovs-monitor-ipsec running? use --compat-name=false): %w", err)
+		}
+		s.pids = append(s.pids, p)
+		if err := ctl.AddListener(unixctl.CtlPath(s.cfg.rundir, compatName, pid)); err != nil {
+			return fmt.Errorf("compatibility control socket: %w", err)
+		}
+	}
+	ctl.SetVersion(fmt.Sprintf("ovnsecd (ovnsec) %s", version))
+	s.registerCommands()
+	return nil
+}
+
+func (s *system) closeControl() {
+	if s.ctl != nil {
+		s.ctl.Close()
+	}
+	for _, p := range s.pids {
+		p.Remove()
+	}
+}
+
+func (s *system) run(ctx context.Context) error {
+	s.log.Info("ovnsecd starting", "version", version, "database", s.cfg.database,
+		"ike_daemon", s.cfg.ikeDaemon, "rundir", s.cfg.rundir, "ctl", s.ctl.Paths())
+	defer s.closeControl()
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	start := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+
+	if !s.cfg.noRestart {
+		s.purgeBackend(runCtx)
+	}
+	start("unixctl", s.ctl.Serve)
+	start("ovsconf", s.watcher.Run)
+	start("reconcile", s.rec.Run)
+	start("tunnels", s.feed)
+
+	var cleanup bool
+	select {
+	case <-ctx.Done():
+		s.log.Info("ovnsecd received a termination signal; exiting without cleanup")
+	case req := <-s.exitCh:
+		cleanup = req.cleanup
+		s.log.Info("ovnsecd exiting", "cleanup", cleanup)
+	}
+	cancel()
+	wg.Wait()
+
+	closeCtx, closeCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer closeCancel()
+	if err := s.be.Close(closeCtx, cleanup); err != nil {
+		return fmt.Errorf("close %s backend: %w", s.be.Name(), err)
+	}
+	return nil
+}
+
+// purgeBackend removes every connection the backend still holds from an
+// earlier run, as ovs-monitor-ipsec's start-up IKE daemon restart does.
+func (s *system) purgeBackend(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	names, err := s.be.Loaded(cctx)
+	if err != nil {
+		s.log.Warn("cannot list the IKE daemon's connections at start-up; leftovers are removed once it answers", "err", err)
+		return
+	}
+	for _, n := range names {
+		if err := s.be.Remove(cctx, n); err != nil {
+			s.log.Warn("cannot remove a leftover connection", "tunnel", n, "err", err)
+		}
+	}
+}
+
+// feed turns every snapshot into the desired tunnels. It also re-evaluates
+// the last snapshot every reconciliation interval, so that certificates
+// replaced on disk and certificate expiry are noticed without a database
+// change.
+func (s *system) feed(ctx context.Context) error {
+	tick := time.NewTicker(reconcile.DefaultInterval)
+	defer tick.Stop()
+	var last ovsconf.Snapshot
+	have := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case snap := <-s.watcher.Updates():
+			last, have = snap, true
+		case <-tick.C:
+			if !have {
+				continue
+			}
+		}
+		tunnels, events := s.table.Update(last)
+		tunnel.Log(ctx, s.log, events)
+		s.rec.SetDesired(tunnels)
+	}
+}
+
+func (s *system) requestExit(cleanup bool) {
+	s.exitOnce.Do(func() { s.exitCh <- exitRequest{cleanup: cleanup} })
+}
