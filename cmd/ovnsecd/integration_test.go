@@ -15,140 +15,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// ovnsecdBinary builds the daemon once per test binary.
-func ovnsecdBinary(t *testing.T) string {
+func startDaemon(t *testing.T, db *testenv.OVSDB, extra ...string) *harness.Daemon {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ovnsecd-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ovnsecd")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// daemon is a running ovnsecd.
-type daemon struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	rundir string
-	log    *bytes.Buffer
-	mu     *sync.Mutex
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func startDaemon(t *testing.T, db *testenv.OVSDB, extra ...string) *daemon {
-	t.Helper()
-	bin := ovnsecdBinary(t)
-	rundir, err := os.MkdirTemp("", "ovnsecd-run-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rundir) })
-	d := &daemon{t: t, rundir: rundir, log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	args := append([]string{
-		"--rundir=" + rundir, "--pidfile",
-		"--ike-daemon=strongswan", "--vici-socket=unix://" + filepath.Join(rundir, "no-charon.vici"),
-		"--log-level=debug",
-	}, extra...)
-	args = append(args, db.Remote)
-	d.cmd = exec.Command(bin, args...)
-	d.cmd.Stdout = lockedWriter{d.mu, d.log}
-	d.cmd.Stderr = lockedWriter{d.mu, d.log}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		d.cmd.Wait()
-		if t.Failed() {
-			t.Logf("ovnsecd log:\n%s", d.logs())
-		}
-	})
-	d.waitFor("control socket", 5*time.Second, func() bool {
-		_, err := os.Stat(d.ctl())
-		return err == nil
-	})
-	return d
-}
-
-func (d *daemon) logs() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-func (d *daemon) ctl() string {
-	return filepath.Join(d.rundir, fmt.Sprintf("ovnsecd.%d.ctl", d.cmd.Process.Pid))
-}
-
-// appctl runs the real ovs-appctl against the daemon.
-func (d *daemon) appctl(args ...string) (string, error) {
-	all := append([]string{"-t", d.ctl()}, args...)
-	out, err := exec.Command("ovs-appctl", all...).CombinedOutput()
-	return string(out), err
-}
-
-func (d *daemon) waitFor(what string, timeout time.Duration, ok func() bool) {
-	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			d.t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitShow waits until tunnels/show matches re and returns the output.
-func (d *daemon) waitShow(timeout time.Duration, re string) string {
-	d.t.Helper()
-	rx := regexp.MustCompile(re)
-	var out string
-	deadline := time.Now().Add(timeout)
-	for {
-		var err error
-		out, err = d.appctl("tunnels/show")
-		if err == nil && rx.MatchString(out) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("tunnels/show did not match %q within %v; last output:\n%s", re, timeout, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	args := append([]string{"--ike-daemon=strongswan", "--vici-socket=unix:///nonexistent/no-charon.vici"}, extra...)
+	return harness.StartDaemon(t, db.Remote, args...)
 }
 
 // writeCert writes a self-signed ECDSA certificate with CN = SAN DNS = cn
@@ -193,7 +70,7 @@ func TestDaemonFollowsDatabase(t *testing.T) {
 	db.Vsctl("--no-wait", "add-br", "br-ipsec")
 	d := startDaemon(t, db)
 
-	out, err := d.appctl("tunnels/show")
+	out, err := d.Appctl("tunnels/show")
 	if err != nil || !strings.Contains(out, "No tunnels configured with IPsec") {
 		t.Fatalf("empty tunnels/show = %q, %v", out, err)
 	}
@@ -202,7 +79,7 @@ func TestDaemonFollowsDatabase(t *testing.T) {
 	start := time.Now()
 	db.Vsctl("--no-wait", "add-port", "br-ipsec", "gnv0", "--", "set", "interface", "gnv0",
 		"type=geneve", "options:remote_ip=192.0.2.2", "options:psk=swordfish")
-	out = d.waitShow(time.Second, `Interface name: gnv0 v1 \(CONFIGURED\)`)
+	out = d.WaitShow(time.Second, `Interface name: gnv0 v1 \(CONFIGURED\)`)
 	t.Logf("gnv0 visible after %v", time.Since(start))
 	for _, want := range []string{
 		"  Tunnel Type:    geneve\n",
@@ -232,14 +109,14 @@ func TestDaemonFollowsDatabase(t *testing.T) {
 		"type=gre", "options:remote_ip=192.0.2.4", "options:psk=y")
 	db.Vsctl("--no-wait", "add-port", "br-ipsec", "stt0", "--", "set", "interface", "stt0",
 		"type=stt", "options:remote_ip=192.0.2.5", "options:psk=z")
-	out = d.waitShow(time.Second, `(?s)gre0 v1 \(CONFIGURED\).*vx0 v1 \(CONFIGURED\)`)
+	out = d.WaitShow(time.Second, `(?s)gre0 v1 \(CONFIGURED\).*vx0 v1 \(CONFIGURED\)`)
 	if strings.Contains(out, "stt0") {
 		t.Errorf("stt tunnel should be ignored:\n%s", out)
 	}
 
 	// A global change bumps every tunnel's version.
 	db.Vsctl("--no-wait", "set", "open_vswitch", ".", "other_config:ipsec_skb_mark=0/1")
-	out = d.waitShow(time.Second, `(?s)gnv0 v2 .*gre0 v2|(?s)gre0 v2 .*gnv0 v2`)
+	out = d.WaitShow(time.Second, `(?s)gnv0 v2 .*gre0 v2|(?s)gre0 v2 .*gnv0 v2`)
 	if !strings.Contains(out, "vx0 v2") || !strings.Contains(out, "SKB mark:       0/1") {
 		t.Errorf("global change did not bump every tunnel:\n%s", out)
 	}
@@ -247,19 +124,19 @@ func TestDaemonFollowsDatabase(t *testing.T) {
 	// A status-only change (ofport) does not bump the version; an option
 	// change bumps only that tunnel.
 	db.Vsctl("--no-wait", "set", "interface", "vx0", "options:ipsec_encapsulation=yes")
-	out = d.waitShow(time.Second, `vx0 v3 \(CONFIGURED\)`)
+	out = d.WaitShow(time.Second, `vx0 v3 \(CONFIGURED\)`)
 	if !strings.Contains(out, "gnv0 v2") || !strings.Contains(out, "{'encapsulation': 'yes'}") {
 		t.Errorf("per-tunnel change:\n%s", out)
 	}
 
 	// Removing the port removes the tunnel.
 	db.Vsctl("--no-wait", "del-port", "gnv0")
-	d.waitFor("gnv0 to disappear from tunnels/show", time.Second, func() bool {
-		out, err := d.appctl("tunnels/show")
+	d.WaitFor("gnv0 to disappear from tunnels/show", time.Second, func() bool {
+		out, err := d.Appctl("tunnels/show")
 		return err == nil && !strings.Contains(out, "gnv0") && strings.Contains(out, "vx0")
 	})
 
-	logs := d.logs()
+	logs := d.Logs()
 	for _, want := range []string{"Tunnel gnv0 appeared in OVSDB", "Tunnel gnv0 disappeared from OVSDB", "Tunnel's 'vx0' configuration changed in OVSDB to 3"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q", want)
@@ -289,8 +166,8 @@ func TestDaemonInvalidConfigurations(t *testing.T) {
 	add("nocert", "remote_ip=192.0.2.2", "remote_name=right")
 	add("emptypsk", "remote_ip=192.0.2.2", "psk=\"\"")
 	add("pskname", "remote_ip=192.0.2.2", "psk=x", "remote_name=right")
-	d.waitShow(2*time.Second, `(?s)nocert .*norip .*pskname `)
-	out, _ := d.appctl("tunnels/show")
+	d.WaitShow(2*time.Second, `(?s)nocert .*norip .*pskname `)
+	out, _ := d.Appctl("tunnels/show")
 	for name, reason := range map[string]string{
 		"norip":    ": 'remote_ip' is not set",
 		"nocert":   ": must set 'certificate' as local certificate when using CA-signed certificate or self-signed certificate to authenticate peers",
@@ -301,7 +178,7 @@ func TestDaemonInvalidConfigurations(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
-		if !strings.Contains(d.logs(), name+" contains invalid configuration"+reason) {
+		if !strings.Contains(d.Logs(), name+" contains invalid configuration"+reason) {
 			t.Errorf("log lacks the invalid-configuration line for %s", name)
 		}
 	}
@@ -312,7 +189,7 @@ func TestDaemonInvalidConfigurations(t *testing.T) {
 	add("noca", "remote_ip=192.0.2.2", "remote_name=right")
 	add("pinned", "remote_ip=192.0.2.3", "remote_cert="+peer)
 	add("garbage", "remote_ip=192.0.2.4", "remote_cert="+filepath.Join(dir, "missing.pem"))
-	out = d.waitShow(2*time.Second, `(?s)noca v\d+ .*pinned v\d+ `)
+	out = d.WaitShow(2*time.Second, `(?s)noca v\d+ .*pinned v\d+ `)
 	for _, want := range []string{
 		"noca v1 (INVALID: must set 'remote_cert' when using self-signed certificate authentication or 'ca_cert' when using CA-signed certificate authentication)",
 		"pinned v1 (CONFIGURED)",
@@ -338,17 +215,17 @@ func TestDaemonSurvivesDatabaseRestart(t *testing.T) {
 	db.Vsctl("--no-wait", "add-port", "br-ipsec", "gnv0", "--", "set", "interface", "gnv0",
 		"type=geneve", "options:remote_ip=192.0.2.2", "options:psk=x")
 	d := startDaemon(t, db)
-	d.waitShow(2*time.Second, `gnv0 v1`)
+	d.WaitShow(2*time.Second, `gnv0 v1`)
 
 	db.Stop()
 	time.Sleep(300 * time.Millisecond)
-	if out, err := d.appctl("version"); err != nil {
+	if out, err := d.Appctl("version"); err != nil {
 		t.Fatalf("daemon stopped answering while the database was down: %v %s", err, out)
 	}
 	db.Start()
 	db.Vsctl("--no-wait", "add-port", "br-ipsec", "gnv1", "--", "set", "interface", "gnv1",
 		"type=geneve", "options:remote_ip=192.0.2.3", "options:psk=x")
-	d.waitShow(10*time.Second, `(?s)gnv0 v1 .*gnv1 v1`)
+	d.WaitShow(10*time.Second, `(?s)gnv0 v1 .*gnv1 v1`)
 }
 
 func TestDaemonExitAndCompatName(t *testing.T) {
@@ -360,31 +237,29 @@ func TestDaemonExitAndCompatName(t *testing.T) {
 	// ovs-appctl -t ovs-monitor-ipsec works with OVS_RUNDIR pointing at
 	// our run directory.
 	cmd := exec.Command("ovs-appctl", "-t", "ovs-monitor-ipsec", "ipsec/status")
-	cmd.Env = append(os.Environ(), "OVS_RUNDIR="+d.rundir)
+	cmd.Env = append(os.Environ(), "OVS_RUNDIR="+d.Rundir)
 	// No charon runs here: ipsec/status must fail (so a liveness probe
 	// fails) and say why, rather than answer "{}" as if all were well.
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "charon is not reachable") {
 		t.Fatalf("ovs-appctl -t ovs-monitor-ipsec ipsec/status = %v %q", err, out)
 	}
-	if out, err := d.appctl("exit", "--bogus"); err != nil || !strings.Contains(out, "unrecognized parameter: --bogus") {
+	if out, err := d.Appctl("exit", "--bogus"); err != nil || !strings.Contains(out, "unrecognized parameter: --bogus") {
 		t.Errorf("exit --bogus = %q, %v", out, err)
 	}
-	if out, err := d.appctl("exit", "--no-cleanup"); err != nil {
+	if out, err := d.Appctl("exit", "--no-cleanup"); err != nil {
 		t.Fatalf("exit: %v %s", err, out)
 	}
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("ovnsecd exited with %v", err)
+	case <-d.Exited():
+		if !d.Cmd.ProcessState.Success() {
+			t.Fatalf("ovnsecd exited with %v", d.Cmd.ProcessState)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ovnsecd did not exit")
 	}
 	for _, p := range []string{"ovnsecd.pid", "ovs-monitor-ipsec.pid"} {
-		if _, err := os.Stat(filepath.Join(d.rundir, p)); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(d.Rundir, p)); !os.IsNotExist(err) {
 			t.Errorf("%s left behind after exit", p)
 		}
 	}

@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/test/harness"
+	"github.com/ovnsec/ovnsec/test/netns"
+)
+
+// ssHost is one test host: a namespace with charon, plus its own
+// ovsdb-server and ovnsecd (both talk over unix sockets, so they run in the
+// root namespace and reach charon through its VICI socket).
+type ssHost struct {
+	ns     *netns.Host
+	charon *netns.Charon
+	db     *testenv.OVSDB
+	d      *daemon
+}
+
+func newStrongswanPair(t *testing.T, prefix string) (a, b *ssHost) {
+	t.Helper()
+	testenv.Short(t)
+	t.Parallel()
+	na, nb := netns.Pair(t, prefix, "192.0.2.1/24", "192.0.2.2/24")
+	hosts := []*ssHost{}
+	for _, n := range []*netns.Host{na, nb} {
+		h := &ssHost{ns: n, charon: netns.NewCharon(t, n, netns.CharonOptions{})}
+		h.db = testenv.StartOVSDB(t)
+		h.db.Vsctl("--no-wait", "add-br", "br-ipsec")
+		h.d = harness.StartDaemon(t, h.db.Remote, "--ike-daemon=strongswan", "--vici-socket="+h.charon.Socket)
+		hosts = append(hosts, h)
+	}
+	return hosts[0], hosts[1]
+}
+
+func (h *ssHost) swanctl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := h.charon.Swanctl(args...)
+	if err != nil {
+		t.Fatalf("swanctl %v on %s: %v\n%s", args, h.ns.Name, err, out)
+	}
+	return out
+}
+
+// waitSwanctl polls swanctl until its output matches re.
+func (h *ssHost) waitSwanctl(t *testing.T, timeout time.Duration, re string, args ...string) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	var out string
+	deadline := time.Now().Add(timeout)
+	for {
+		out, _ = h.charon.Swanctl(args...)
+		if rx.MatchString(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("swanctl %v on %s did not match %q within %v:\n%s", args, h.ns.Name, re, timeout, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func addTunnel(h *ssHost, name, typ, peer string, opts ...string) {
+	args := []string{"--no-wait", "add-port", "br-ipsec", name, "--", "set", "interface", name,
+		"type=" + typ, "options:remote_ip=" + peer, "options:local_ip=" + h.ns.IP}
+	for _, o := range opts {
+		args = append(args, "options:"+o)
+	}
+	h.db.Vsctl(args...)
+}
+
+// TestStrongswanBackend is issue 3's acceptance 5: ovnsecd driving two real
+// charons from two real databases.
+func TestStrongswanBackend(t *testing.T) {
+	a, b := newStrongswanPair(t, "e2esp")
+
+	// PSK geneve tunnel on both sides.
+	addTunnel(a, "gnv0", "geneve", b.ns.IP, "psk=swordfish")
+	addTunnel(b, "gnv0", "geneve", a.ns.IP, "psk=swordfish")
+
+	// The connections have the ovs-monitor-ipsec layout.
+	conns := a.waitSwanctl(t, 10*time.Second, `gnv0-out-1`, "--list-conns")
+	for _, want := range []string{"gnv0-in-1", "gnv0-out-1", "udp/6081", "TRANSPORT"} {
+		if !strings.Contains(conns, want) {
+			t.Errorf("list-conns lacks %q:\n%s", want, conns)
+		}
+	}
+	// The IKE SA is established between the two hosts ...
+	a.waitSwanctl(t, 30*time.Second, `ESTABLISHED`, "--list-sas")
+	b.waitSwanctl(t, 30*time.Second, `ESTABLISHED`, "--list-sas")
+	// ... and, because this kernel has no ESP, the Child SA is refused and
+	// tunnels/show says so plainly.
+	out := a.d.WaitShow(45*time.Second, `(?i)Status: +\S+: .*kernel refused`)
+	if strings.Contains(out, "swordfish") {
+		t.Fatalf("tunnels/show printed the PSK:\n%s", out)
+	}
+	t.Logf("tunnels/show on %s:\n%s", a.ns.Name, out)
+
+	// Changing the tunnel loads version 2 and unloads version 1.
+	a.db.Vsctl("--no-wait", "set", "interface", "gnv0", "options:psk=swordfish2")
+	b.db.Vsctl("--no-wait", "set", "interface", "gnv0", "options:psk=swordfish2")
+	conns = a.waitSwanctl(t, 10*time.Second, `gnv0-out-2`, "--list-conns")
+	if strings.Contains(conns, "gnv0-in-1") || strings.Contains(conns, "gnv0-out-1") {
+		t.Errorf("version 1 still loaded after the change:\n%s", conns)
+	}
+	a.waitSwanctl(t, 30*time.Second, `gnv0-2.*ESTABLISHED`, "--list-sas")
+
+	// Restarting charon: ovnsecd loads everything again.
+	a.charon.Stop(syscall.SIGKILL)
+	a.charon.Start()
+	a.waitSwanctl(t, 30*time.Second, `gnv0-out-2`, "--list-conns")
+	a.waitSwanctl(t, 30*time.Second, `ESTABLISHED`, "--list-sas")
+
+	// Deleting the tunnel unloads it.
+	a.db.Vsctl("--no-wait", "del-port", "gnv0")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conns, _ = a.charon.Swanctl("--list-conns")
+		if !strings.Contains(conns, "gnv0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gnv0 still loaded after del-port:\n%s", conns)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestStrongswanCASigned uses certificates made by `ovnsec pki` (CN = SAN
+// DNS = host name) with remote_name, as OVN configures every chassis.
+func TestStrongswanCASigned(t *testing.T) {
+	a, b := newStrongswanPair(t, "e2esc")
+	bins := buildBinaries(t)
+	pkiDir := filepath.Join(t.TempDir(), "pki")
+	work := t.TempDir()
+	ovnsec := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bins, "ovnsec"), append([]string{"pki", "--dir=" + pkiDir, "--batch", "--key=ecdsa"}, args...)...)
+		cmd.Dir = work
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ovnsec pki %v: %v\n%s", args, err, out)
+		}
+	}
+	ovnsec("init")
+	names := map[*ssHost]string{a: "hosta", b: "hostb"}
+	for _, h := range []*ssHost{a, b} {
+		ovnsec("req+sign", names[h], "switch")
+	}
+	ca := filepath.Join(pkiDir, "switchca", "cacert.pem")
+	for _, h := range []*ssHost{a, b} {
+		n := names[h]
+		h.db.Vsctl("--no-wait", "set", "open_vswitch", ".",
+			"other_config:certificate="+filepath.Join(work, n+"-cert.pem"),
+			"other_config:private_key="+filepath.Join(work, n+"-privkey.pem"),
+			"other_config:ca_cert="+ca)
+	}
+	addTunnel(a, "gnv1", "geneve", b.ns.IP, "remote_name=hostb")
+	addTunnel(b, "gnv1", "geneve", a.ns.IP, "remote_name=hosta")
+
+	sas := a.waitSwanctl(t, 30*time.Second, `ESTABLISHED`, "--list-sas")
+	if !strings.Contains(sas, "hosta") || !strings.Contains(sas, "hostb") {
+		t.Errorf("IKE SA does not show the chassis identities:\n%s", sas)
+	}
+	out := a.d.WaitShow(45*time.Second, `(?i)Status: +\S+: .*kernel refused`)
+	for _, want := range []string{"  Remote name:    hostb\n", "  Local name:     hosta\n", "  CA cert:        " + ca + "\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tunnels/show lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A wrong remote_name: no IKE SA for that tunnel, and the reason says
+	// authentication failed.
+	a.db.Vsctl("--no-wait", "set", "interface", "gnv1", "options:remote_name=intruder")
+	out = a.d.WaitShow(60*time.Second, `(?i)gnv1 v2 \(CONFIGURED\)(?s:.*)Status: +\S+: .*(auth|identity|intruder)`)
+	t.Logf("wrong remote_name:\n%s", out)
+}
