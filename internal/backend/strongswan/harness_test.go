@@ -1,6 +1,5 @@
 // Test harness: two network namespaces (sswt-a, sswt-b) joined by a veth
-// pair on 192.0.2.0/24, a private charon in each (own /run, own
-// strongswan.conf, VICI socket and log file in a temp dir), and test
+// pair on 192.0.2.0/24 with a private charon in each (test/netns), and test
 // certificates made with crypto/x509.
 package strongswan
 
@@ -14,11 +13,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -28,28 +24,17 @@ import (
 	"github.com/strongswan/govici/vici"
 
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/test/netns"
 )
 
-const charonBin = "/usr/lib/ipsec/charon"
-
-// host is one namespace with its charon.
+// host is one namespace with its charon (from the shared test/netns
+// harness).
 type host struct {
 	t      *testing.T
 	ns     string
 	ip     string
-	dir    string
 	socket string // VICI URI
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	charon *netns.Charon
 }
 
 // newPair creates sswt-a (192.0.2.1) and sswt-b (192.0.2.2) with a charon
@@ -57,154 +42,25 @@ func run(t *testing.T, args ...string) string {
 func newPair(t *testing.T) (a, b *host) {
 	t.Helper()
 	testenv.Short(t)
-	testenv.NeedRoot(t)
-	testenv.NeedCommands(t, charonBin, "swanctl", "ip", "unshare", "mount")
-
-	for _, ns := range []string{"sswt-a", "sswt-b"} {
-		_ = exec.Command("ip", "netns", "del", ns).Run() // leftover of a killed run
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	na, nb := netns.Pair(t, "sswt", "192.0.2.1/24", "192.0.2.2/24")
+	mk := func(n *netns.Host) *host {
+		c := netns.NewCharon(t, n, netns.CharonOptions{})
+		return &host{t: t, ns: n.Name, ip: n.IP, socket: c.Socket, charon: c}
 	}
-	run(t, "ip", "link", "add", "sswt-va", "netns", "sswt-a", "type", "veth", "peer", "name", "sswt-vb", "netns", "sswt-b")
-	for _, c := range [][]string{
-		{"sswt-a", "sswt-va", "192.0.2.1/24"},
-		{"sswt-b", "sswt-vb", "192.0.2.2/24"},
-	} {
-		run(t, "ip", "-n", c[0], "addr", "add", c[2], "dev", c[1])
-		run(t, "ip", "-n", c[0], "link", "set", c[1], "up")
-		run(t, "ip", "-n", c[0], "link", "set", "lo", "up")
-	}
-	a = newHost(t, "sswt-a", "192.0.2.1")
-	b = newHost(t, "sswt-b", "192.0.2.2")
-	a.start()
-	b.start()
-	return a, b
+	return mk(na), mk(nb)
 }
 
-func newHost(t *testing.T, ns, ip string) *host {
-	dir := t.TempDir()
-	h := &host{t: t, ns: ns, ip: ip, dir: dir, socket: "unix://" + filepath.Join(dir, "charon.vici")}
-	conf := fmt.Sprintf(`charon {
-	load_modular = yes
-	install_routes = no
-	retransmit_tries = 3
-	retransmit_timeout = 1.0
-	plugins {
-		include /etc/strongswan.d/charon/*.conf
-		vici {
-			socket = %s
-		}
-		kernel-netlink {
-			set_proto_port_transport_sa = yes
-			xfrm_ack_expires = 10
-		}
-		gcm {
-			load = yes
-		}
-	}
-	filelog {
-		sswt {
-			path = %s
-			time_format = %%T
-			ike_name = yes
-			default = 1
-			flush_line = yes
-		}
-	}
-}
-`, h.socket, filepath.Join(dir, "charon.log"))
-	if err := os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		h.stop(syscall.SIGKILL)
-		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(dir, "charon.log")); err == nil {
-				t.Logf("charon log of %s:\n%s", ns, tail(string(log), 60))
-			}
-		}
-	})
-	return h
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// start runs charon in the namespace with a private /run (charon's pid file
-// is hard-wired to /run/charon.pid) and waits for its VICI socket.
-func (h *host) start() {
-	h.t.Helper()
-	sock := strings.TrimPrefix(h.socket, "unix://")
-	_ = os.Remove(sock)
-	script := fmt.Sprintf("mount -t tmpfs sswt-run /run && exec %s", charonBin)
-	h.cmd = exec.Command("ip", "netns", "exec", h.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script)
-	h.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(h.dir, "strongswan.conf"))
-	out, err := os.OpenFile(filepath.Join(h.dir, "charon.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.cmd.Stdout, h.cmd.Stderr = out, out
-	if err := h.cmd.Start(); err != nil {
-		h.t.Fatalf("start charon in %s: %v", h.ns, err)
-	}
-	h.exited = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}, f *os.File) {
-		_ = c.Wait()
-		f.Close()
-		close(done)
-	}(h.cmd, h.exited, out)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-h.exited:
-			o, _ := os.ReadFile(filepath.Join(h.dir, "charon.out"))
-			h.t.Fatalf("charon in %s exited at start:\n%s", h.ns, o)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	h.t.Fatalf("charon in %s did not open %s within 15s", h.ns, sock)
-}
-
-// stop signals our charon (by pid) and waits for it to exit.
-func (h *host) stop(sig syscall.Signal) {
-	if h.cmd == nil || h.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-h.exited:
-		return
-	default:
-	}
-	_ = h.cmd.Process.Signal(sig)
-	select {
-	case <-h.exited:
-	case <-time.After(10 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.exited
-	}
-}
+func (h *host) start()                  { h.charon.Start() }
+func (h *host) stop(sig syscall.Signal) { h.charon.Stop(sig) }
 
 // swanctl runs swanctl against this host's charon.
 func (h *host) swanctl(args ...string) string {
 	h.t.Helper()
-	args = append(args, "--uri", h.socket)
-	var stderr strings.Builder
-	c := exec.Command("swanctl", args...)
-	c.Stderr = &stderr
-	out, err := c.Output()
+	out, err := h.charon.Swanctl(args...)
 	if err != nil {
-		h.t.Fatalf("swanctl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+		h.t.Fatalf("swanctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 // loadForeignConn loads a connection shaped unlike ovnsec's (its child is
