@@ -1,0 +1,362 @@
+// Attachment stage: puts the engine port on br-phy and keeps br-phy's table
+// what Rules says it must be. It makes the persistent TAP, adds it to the
+// bridge, sets fail_mode=secure (so that after an ovs-vswitchd restart
+// nothing passes until the rules are back), installs the rules atomically,
+// and re-installs them whenever a periodic check finds them missing or the
+// engine port changed (ovs-vswitchd restarted, port re-added).
+
+package ovsbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Ticker is the part of time.Ticker the attachment uses; tests inject
+// their own.
+type Ticker interface {
+	C() <-chan time.Time
+	Stop()
+}
+
+type timeTicker struct{ t *time.Ticker }
+
+func (t timeTicker) C() <-chan time.Time { return t.t.C }
+func (t timeTicker) Stop()               { t.t.Stop() }
+
+// Config describes the attachment.
+type Config struct {
+	Bridge string // br-phy: netdev datapath, underlay IP on its LOCAL port
+	NIC    string // br-phy's underlay port (a kernel interface)
+	Engine string // name of the engine's TAP port, default "ovnsec0"
+	Cookie Cookie // default DefaultCookie
+	// OVS reaches ovs-vswitchd and its database; OVS.Target defaults to
+	// Bridge.
+	OVS OVS
+	// Netns is the network namespace of ovs-vswitchd and the NIC ("" = ours).
+	Netns string
+	// CheckInterval is how often Run verifies the table; default 2 s.
+	CheckInterval time.Duration
+	// NewTicker makes Run's ticker; default time.NewTicker.
+	NewTicker func(time.Duration) Ticker
+	// GeneveOptions is the Geneve option length counted in the overlay MTU
+	// (OVNGeneveOpt under OVN, 0 otherwise).
+	GeneveOptions int
+	Log           *slog.Logger
+}
+
+// Attachment is the engine port on br-phy and the rules that steer to it.
+type Attachment struct {
+	cfg Config
+	bc  BridgeConfig
+	log *slog.Logger
+
+	mu       sync.Mutex // serialises installs
+	policies []Policy
+	flows    []Flow
+	engPort  string // engine ofport at the last install
+	underlay atomic.Int64
+
+	installs atomic.Uint64
+}
+
+// Attach makes the engine port exist on br-phy and installs the table for
+// no policies (NORMAL for everything, never flooding to the engine port).
+func Attach(ctx context.Context, cfg Config) (*Attachment, error) {
+	if cfg.Engine == "" {
+		cfg.Engine = "ovnsec0"
+	}
+	if cfg.Cookie == 0 {
+		cfg.Cookie = DefaultCookie
+	}
+	if cfg.OVS.Target == "" {
+		cfg.OVS.Target = cfg.Bridge
+	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = 2 * time.Second
+	}
+	if cfg.NewTicker == nil {
+		cfg.NewTicker = func(d time.Duration) Ticker { return timeTicker{time.NewTicker(d)} }
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if !validPortName(cfg.Bridge) {
+		return nil, fmt.Errorf("attach to bridge %q: not a valid bridge name", cfg.Bridge)
+	}
+	bc := BridgeConfig{NIC: cfg.NIC, Engine: cfg.Engine, Cookie: cfg.Cookie}
+	if err := bc.Validate(); err != nil {
+		return nil, fmt.Errorf("attach to %s: %w", cfg.Bridge, err)
+	}
+	a := &Attachment{cfg: cfg, bc: bc, log: cfg.Log.With("bridge", cfg.Bridge, "engine_port", cfg.Engine)}
+	flows, err := Rules(bc, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.flows = flows
+
+	mtu, err := a.nicMTU(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("attach to %s: %w", cfg.Bridge, err)
+	}
+	a.underlay.Store(int64(mtu))
+	if err := EnsureTAP(cfg.Engine, cfg.Netns, mtu); err != nil {
+		return nil, fmt.Errorf("attach to %s: %w", cfg.Bridge, err)
+	}
+	if err := a.ensurePort(ctx); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.installLocked(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// nicMTU returns the underlay port's MTU: from the kernel interface, or,
+// for a port that is not one (DPDK), from OVSDB's Interface mtu column.
+func (a *Attachment) nicMTU(ctx context.Context) (int, error) {
+	mtu, err := LinkMTU(a.cfg.NIC, a.cfg.Netns)
+	if err == nil {
+		return mtu, nil
+	}
+	out, verr := a.cfg.OVS.Vsctl(ctx, "get", "Interface", a.cfg.NIC, "mtu")
+	if verr == nil {
+		if m, perr := strconv.Atoi(strings.TrimSpace(out)); perr == nil && m > 0 {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("MTU of underlay port %s: %w (and OVSDB has none: %v)", a.cfg.NIC, err, verr)
+}
+
+// ensurePort adds the engine port to br-phy and sets fail_mode=secure in one
+// transaction. Changing fail_mode makes ovs-vswitchd flush the table, so
+// the caller installs the rules afterwards.
+func (a *Attachment) ensurePort(ctx context.Context) error {
+	_, err := a.cfg.OVS.Vsctl(ctx,
+		"--may-exist", "add-port", a.cfg.Bridge, a.cfg.Engine,
+		"--", "set", "Bridge", a.cfg.Bridge, "fail_mode=secure")
+	if err != nil {
+		return fmt.Errorf("add engine port %s to %s: %w", a.cfg.Engine, a.cfg.Bridge, err)
+	}
+	return nil
+}
+
+// installLocked marks the engine port no-flood and replaces the table.
+func (a *Attachment) installLocked(ctx context.Context) error {
+	ports, err := a.cfg.OVS.Ports(ctx)
+	if err != nil {
+		return err
+	}
+	p, ok := ports[a.cfg.Engine]
+	if !ok {
+		return fmt.Errorf("engine port %s is not on %s in ovs-vswitchd (check `ovs-vsctl list-ports %s` and the vswitchd log)", a.cfg.Engine, a.cfg.Bridge, a.cfg.Bridge)
+	}
+	if _, ok := ports[a.cfg.NIC]; !ok {
+		return fmt.Errorf("underlay port %s is not on %s: add it with `ovs-vsctl add-port %s %s`", a.cfg.NIC, a.cfg.Bridge, a.cfg.Bridge, a.cfg.NIC)
+	}
+	if err := a.cfg.OVS.SetNoFlood(ctx, a.cfg.Engine); err != nil {
+		return err
+	}
+	if err := a.cfg.OVS.ReplaceFlows(ctx, a.flows); err != nil {
+		return err
+	}
+	a.engPort = p.OFPort
+	a.installs.Add(1)
+	return nil
+}
+
+// SetPolicies computes the table for policies and installs it. On error
+// the previous table stays installed.
+func (a *Attachment) SetPolicies(ctx context.Context, policies []Policy) error {
+	flows, err := Rules(a.bc, policies)
+	if err != nil {
+		return fmt.Errorf("rules for %s: %w", a.cfg.Bridge, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.flows
+	a.flows = flows
+	if err := a.installLocked(ctx); err != nil {
+		a.flows = old
+		return err
+	}
+	a.policies = append(a.policies[:0:0], policies...)
+	for _, p := range policies {
+		if mtu, err := a.OverlayMTU(p); err != nil {
+			a.log.Warn("overlay MTU", "peer", p.PeerIP, "proto", p.Proto, "err", err)
+		} else {
+			a.log.Info("policy installed", "peer", p.PeerIP, "proto", p.Proto, "port", p.Port(), "encap", p.Encap, "mode", p.Mode, "overlay_mtu", mtu)
+		}
+	}
+	return nil
+}
+
+// Check verifies that the engine port is on br-phy, still no-flood and on
+// the same OpenFlow port, and that every rule is installed; otherwise it
+// re-installs the table. It reports whether it did.
+func (a *Attachment) Check(ctx context.Context) (bool, error) {
+	if mtu, err := a.nicMTU(ctx); err == nil && int64(mtu) != a.underlay.Load() {
+		a.log.Warn("underlay MTU changed; overlay MTUs change with it", "nic", a.cfg.NIC, "old", a.underlay.Load(), "new", mtu)
+		a.underlay.Store(int64(mtu))
+	}
+	ports, err := a.cfg.OVS.Ports(ctx)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	reason := ""
+	p, ok := ports[a.cfg.Engine]
+	switch {
+	case !ok:
+		reason = "engine port missing"
+		if err := a.ensurePort(ctx); err != nil {
+			return false, err
+		}
+	case p.OFPort != a.engPort:
+		reason = "engine port number changed"
+	case !p.NoFlood:
+		reason = "engine port lost no-flood"
+	default:
+		// All flows, not only ours: ovnsec owns br-phy's table, and a
+		// foreign flow could bypass the steering or the drops.
+		got, err := a.cfg.OVS.DumpFlows(ctx, 0, 0)
+		if err != nil {
+			return false, err
+		}
+		reason = compareKinds(a.cfg.Cookie, a.flows, got)
+	}
+	if reason == "" {
+		return false, nil
+	}
+	a.log.Warn("re-installing br-phy rules", "reason", reason)
+	if err := a.installLocked(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// compareKinds returns why the installed flows differ from the wanted ones
+// (a flow without our cookie, or a different number of flows of a kind),
+// or "" when they agree. (Flow text is not compared:
+// ovs-vswitchd prints matches normalised and with port numbers.)
+func compareKinds(cookie Cookie, want []Flow, got []FlowStat) string {
+	var w, g [256]int
+	for _, f := range want {
+		w[f.Kind]++
+	}
+	for _, f := range got {
+		if f.Cookie&^kindMask != uint64(cookie) {
+			return fmt.Sprintf("foreign flow (cookie %#x, priority %d, %s)", f.Cookie, f.Priority, f.Match)
+		}
+		g[f.Kind()]++
+	}
+	for k := range w {
+		if w[k] != g[k] {
+			return fmt.Sprintf("%d of %d %v rules installed (%d of %d in all)", g[k], w[k], Kind(k), len(got), len(want))
+		}
+	}
+	return ""
+}
+
+// Run checks the table every CheckInterval until ctx is done. Failed checks
+// are logged and retried at the next tick (while ovs-vswitchd is down,
+// fail_mode=secure keeps br-phy closed).
+func (a *Attachment) Run(ctx context.Context) error {
+	t := a.cfg.NewTicker(a.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+			if _, err := a.Check(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("br-phy check failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+// Installs returns how many times the table was installed.
+func (a *Attachment) Installs() uint64 { return a.installs.Load() }
+
+// Flows returns the table the attachment keeps installed.
+func (a *Attachment) Flows() []Flow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Flow(nil), a.flows...)
+}
+
+// UnderlayMTU returns the NIC's MTU as last seen.
+func (a *Attachment) UnderlayMTU() int { return int(a.underlay.Load()) }
+
+// OverlayMTU returns the overlay MTU for p on this underlay (see the
+// package-level OverlayMTU for the formula).
+func (a *Attachment) OverlayMTU(p Policy) (int, error) {
+	return OverlayMTU(a.UnderlayMTU(), p, a.cfg.GeneveOptions)
+}
+
+// KindCounter is the sum of the counters of the flows of one kind.
+type KindCounter struct {
+	Flows, Packets, Bytes uint64
+}
+
+// Counters reads the packet counters of the installed rules, summed by kind.
+func (a *Attachment) Counters(ctx context.Context) (map[Kind]KindCounter, error) {
+	fs, err := a.cfg.OVS.DumpFlows(ctx, uint64(a.cfg.Cookie), ^uint64(kindMask))
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[Kind]KindCounter)
+	for _, f := range fs {
+		c := m[f.Kind()]
+		c.Flows++
+		c.Packets += f.Packets
+		c.Bytes += f.Bytes
+		m[f.Kind()] = c
+	}
+	return m, nil
+}
+
+// PlaintextDrops returns how many plaintext tunnel packets from protected
+// peers OVS has dropped since the drop rules were installed.
+func (a *Attachment) PlaintextDrops(ctx context.Context) (uint64, error) {
+	fs, err := a.cfg.OVS.DumpFlows(ctx, uint64(a.cfg.Cookie)|uint64(KindDropPlaintext), ^uint64(0))
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, f := range fs {
+		n += f.Packets
+	}
+	return n, nil
+}
+
+// Detach removes the engine port and the persistent TAP and leaves br-phy
+// with a NORMAL-only table. Protected peers are then unprotected: use it
+// only for an explicit cleanup (exit with cleanup, tests).
+func (a *Attachment) Detach(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	normal := []Flow{{Kind: KindNormal, Priority: prioNormal, Actions: "NORMAL", cookie: a.cfg.Cookie}}
+	if err := a.cfg.OVS.ReplaceFlows(ctx, normal); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := a.cfg.OVS.Vsctl(ctx, "--if-exists", "del-port", a.cfg.Bridge, a.cfg.Engine); err != nil {
+		errs = append(errs, fmt.Errorf("remove engine port %s: %w", a.cfg.Engine, err))
+	}
+	if err := DeleteTAP(a.cfg.Engine, a.cfg.Netns); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
