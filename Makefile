@@ -29,3 +29,13 @@ test: deps vet
 
 clean:
 	rm -rf $(BIN)
+
+# demo: a 3-chassis OVN cluster in network namespaces with ovnsecd on every
+# chassis, traffic before and after ipsec=true (scripts/demo.sh, docs/DEMO.md).
+# DEMO_KEEP=1 leaves it running; demo-down removes it.
+.PHONY: demo demo-down
+demo:
+	scripts/demo.sh run
+
+demo-down:
+	scripts/demo.sh down

@@ -7,7 +7,7 @@ PKGS=(
   openvswitch-switch openvswitch-common openvswitch-pki python3-openvswitch
   ovn-central ovn-host
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
-  iperf3 tcpdump iproute2 openssl iputils-ping
+  iperf3 tcpdump iproute2 openssl iputils-ping ethtool
 )
 
 missing=()
