@@ -1,0 +1,5 @@
+//go:build !race
+
+package esphook
+
+const raceEnabled = false
