@@ -1,0 +1,342 @@
+// IKE_AUTH (RFC 7296 §1.2, §2.15): identities, AUTH with a pre-shared key
+// or signatures (methods 1, 9 and 14 per RFC 7427), certificates and
+// CERTREQ, and the first Child SA piggy-backed on the exchange.
+
+package ike
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/ike/message"
+	"github.com/ovnsec/ovnsec/internal/ike/suite"
+)
+
+func (sa *ikeSA) myID() *message.ID {
+	return sa.p.cfg.localID.payload(!sa.initiator)
+}
+
+// certRequest returns our CERTREQ (SHA-1 of the CAs' public key info).
+func (sa *ikeSA) certRequest() *message.CertReq {
+	a := &sa.p.cfg.Auth
+	if a.isPSK() || len(a.CAs) == 0 {
+		return nil
+	}
+	var data []byte
+	for _, ca := range a.CAs {
+		h := sha1.Sum(ca.RawSubjectPublicKeyInfo)
+		data = append(data, h[:]...)
+	}
+	return &message.CertReq{Encoding: message.CertX509Signature, Data: data}
+}
+
+// authPayloads returns [CERT...] and the AUTH payload for us.
+func (sa *ikeSA) authPayloads(id *message.ID) (certs []message.Payload, auth *message.Auth, err error) {
+	a := &sa.p.cfg.Auth
+	realMsg, nonce, skp := sa.initReq, sa.nr, sa.keys.Pi
+	if !sa.initiator {
+		realMsg, nonce, skp = sa.initRsp, sa.ni, sa.keys.Pr
+	}
+	signed := suite.SignedOctets(sa.prf, skp, realMsg, nonce, id.Body())
+	if a.isPSK() {
+		return nil, &message.Auth{Method: message.AuthPSK, Data: suite.PSKAuth(sa.prf, a.PSK, signed)}, nil
+	}
+	for _, c := range a.Cert {
+		certs = append(certs, &message.Cert{Encoding: message.CertX509Signature, Data: c.Raw})
+	}
+	method, scheme, err := sa.signMethod(a.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := suite.Sign(a.Key, method, scheme, signed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign AUTH: %w", err)
+	}
+	return certs, &message.Auth{Method: method, Data: data}, nil
+}
+
+// signMethod picks RFC 7427 signatures when the peer announced a hash we
+// can use, else the classic method for the key.
+func (sa *ikeSA) signMethod(k crypto.Signer) (message.AuthMethod, suite.SigScheme, error) {
+	has := func(h message.HashAlgorithm) bool { return slices.Contains(sa.peerHashes, h) }
+	switch pub := k.Public().(type) {
+	case *rsa.PublicKey:
+		if has(message.HashSHA2_256) {
+			return message.AuthDigitalSignature, suite.SigRSAPKCS1SHA256, nil
+		}
+		return message.AuthRSASig, 0, nil
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256():
+			if has(message.HashSHA2_256) {
+				return message.AuthDigitalSignature, suite.SigECDSASHA256, nil
+			}
+			return message.AuthECDSAP256, 0, nil
+		case elliptic.P384():
+			if has(message.HashSHA2_384) {
+				return message.AuthDigitalSignature, suite.SigECDSASHA384, nil
+			}
+			return message.AuthECDSAP384, 0, nil
+		case elliptic.P521():
+			if has(message.HashSHA2_512) {
+				return message.AuthDigitalSignature, suite.SigECDSASHA512, nil
+			}
+			return message.AuthECDSAP521, 0, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("unsupported private key type %T (use RSA or ECDSA P-256/384/521)", k.Public())
+}
+
+// authError is a failed check of the peer's authentication, with the
+// reason shown in Status.
+type authError struct{ reason string }
+
+func (e *authError) Error() string { return e.reason }
+
+func authFail(format string, args ...any) error {
+	return &authError{fmt.Sprintf(format, args...)}
+}
+
+// verifyPeer checks the peer's ID and AUTH payload.
+func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
+	cfg := sa.p.cfg
+	if id == nil {
+		return authFail("peer sent no identity")
+	}
+	if !cfg.remoteID.matches(id) {
+		return authFail("peer ID %s does not match expected %s", idString(id), cfg.remoteID)
+	}
+	auth, _ := message.Find(ps, message.PayloadAUTH).(*message.Auth)
+	if auth == nil {
+		return authFail("peer sent no AUTH payload")
+	}
+	realMsg, nonce, skp := sa.initRsp, sa.ni, sa.keys.Pr
+	if !sa.initiator {
+		realMsg, nonce, skp = sa.initReq, sa.nr, sa.keys.Pi
+	}
+	signed := suite.SignedOctets(sa.prf, skp, realMsg, nonce, id.Body())
+	a := &cfg.Auth
+	if a.isPSK() {
+		if auth.Method != message.AuthPSK {
+			return authFail("peer authenticates with %s, we expect a pre-shared key", auth.Method)
+		}
+		if !suite.VerifyPSKAuth(sa.prf, a.PSK, signed, auth.Data) {
+			return authFail("pre-shared key mismatch: peer's AUTH does not verify")
+		}
+		return nil
+	}
+	switch auth.Method {
+	case message.AuthRSASig, message.AuthECDSAP256, message.AuthECDSAP384, message.AuthECDSAP521, message.AuthDigitalSignature:
+	default:
+		return authFail("peer authenticates with %s, we expect a certificate signature", auth.Method)
+	}
+	cert, err := sa.peerCert(ps)
+	if err != nil {
+		return err
+	}
+	switch id.IDType {
+	case message.ID_FQDN:
+		if !slices.Contains(cert.DNSNames, cfg.remoteID.text) {
+			return authFail("peer ID %s is not a DNS name in its certificate (SAN %v)", cfg.remoteID, cert.DNSNames)
+		}
+	default:
+		found := false
+		for _, ip := range cert.IPAddresses {
+			if a, ok := netip.AddrFromSlice(ip); ok && a.Unmap().String() == cfg.remoteID.text {
+				found = true
+			}
+		}
+		if !found {
+			return authFail("peer ID %s is not an IP address in its certificate (SAN %v)", cfg.remoteID, cert.IPAddresses)
+		}
+	}
+	if _, err := suite.Verify(cert.PublicKey, auth.Method, signed, auth.Data); err != nil {
+		return authFail("peer's AUTH signature does not verify: %v", err)
+	}
+	return nil
+}
+
+// peerCert validates the peer's certificate (chain to our CAs, or equal to
+// the pinned one).
+func (sa *ikeSA) peerCert(ps []message.Payload) (*x509.Certificate, error) {
+	a := &sa.p.cfg.Auth
+	var chain []*x509.Certificate
+	for _, p := range ps {
+		c, ok := p.(*message.Cert)
+		if !ok || c.Encoding != message.CertX509Signature {
+			continue
+		}
+		x, err := x509.ParseCertificate(c.Data)
+		if err != nil {
+			return nil, authFail("peer's certificate does not parse: %v", err)
+		}
+		chain = append(chain, x)
+	}
+	now := sa.now()
+	if a.PeerCert != nil {
+		if len(chain) > 0 && !bytes.Equal(chain[0].Raw, a.PeerCert.Raw) {
+			return nil, authFail("peer's certificate %s is not the pinned certificate %s", fingerprint(chain[0].Raw), fingerprint(a.PeerCert.Raw))
+		}
+		if now.Before(a.PeerCert.NotBefore) || now.After(a.PeerCert.NotAfter) {
+			return nil, authFail("pinned peer certificate expired or not yet valid (valid %s to %s)", a.PeerCert.NotBefore.Format(time.RFC3339), a.PeerCert.NotAfter.Format(time.RFC3339))
+		}
+		return a.PeerCert, nil
+	}
+	if len(chain) == 0 {
+		return nil, authFail("peer sent no certificate")
+	}
+	leaf := chain[0]
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return nil, authFail("peer certificate expired or not yet valid (valid %s to %s)", leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+	}
+	roots := x509.NewCertPool()
+	for _, c := range a.CAs {
+		roots.AddCert(c)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		var ce x509.CertificateInvalidError
+		if errors.As(err, &ce) && ce.Reason == x509.Expired {
+			return nil, authFail("peer certificate chain expired: %v", err)
+		}
+		return nil, authFail("certificate not signed by the configured CA: %v", err)
+	}
+	return leaf, nil
+}
+
+// sendAuth sends the initiator's IKE_AUTH request with the first child.
+func (sa *ikeSA) sendAuth() {
+	p := sa.p
+	sa.state = stateAuthSent
+	idi := sa.myID()
+	certs, auth, err := sa.authPayloads(idi)
+	if err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	ps := []message.Payload{idi}
+	ps = append(ps, certs...)
+	ps = append(ps, notify(message.INITIAL_CONTACT, nil))
+	if cr := sa.certRequest(); cr != nil {
+		ps = append(ps, cr)
+	}
+	ps = append(ps, p.cfg.remoteID.payload(true), auth)
+	pc, err := sa.newPendingChild(p.cfg.children[0], false, nil)
+	if err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	sa.authCh = pc
+	ps = append(ps, pc.payloads(sa)...)
+	pkts, err := sa.protect(sa.header(message.IKE_AUTH, 1, false), ps)
+	if err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	sa.nextID = 2
+	sa.sendRequest(&request{id: 1, exch: message.IKE_AUTH, pkts: pkts, onResp: sa.onAuthResponse,
+		onTimeout: func() {
+			sa.fail(fmt.Sprintf("peer silent: no answer to IKE_AUTH after %d tries", sa.p.e.cfg.RetransmitTries))
+		}})
+}
+
+// onAuthResponse authenticates the responder and installs the first child.
+func (sa *ikeSA) onAuthResponse(_ *message.Message, _ []byte, ps []message.Payload) {
+	p := sa.p
+	if n := message.Notifies(ps, message.AUTHENTICATION_FAILED); len(n) > 0 {
+		sa.releaseChild(sa.authCh)
+		sa.fail("AUTHENTICATION_FAILED from peer")
+		return
+	}
+	idr, _ := message.Find(ps, message.PayloadIDr).(*message.ID)
+	if idr == nil {
+		if n := errorNotify(ps); n != nil {
+			sa.releaseChild(sa.authCh)
+			sa.fail(fmt.Sprintf("%s from peer in IKE_AUTH", n.NotifyType))
+			return
+		}
+	}
+	if err := sa.verifyPeer(ps, idr); err != nil {
+		p.e.stats.AuthErrors.Add(1)
+		sa.releaseChild(sa.authCh)
+		reason := err.Error()
+		// Tell the peer (RFC 7296 §2.21.2) and forget the SA.
+		if pkts, e2 := sa.protect(sa.header(message.INFORMATIONAL, sa.nextID, false),
+			[]message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}); e2 == nil {
+			for _, b := range pkts {
+				p.e.send(sa.port, b, sa.remote)
+			}
+		}
+		sa.fail(reason)
+		return
+	}
+	sa.setEstablished()
+	sa.log().Info("ike: IKE SA established", "role", "initiator", "alg", algString(sa.chosen, message.ProtoIKE), "encap", sa.encap)
+	pc := sa.authCh
+	sa.authCh = nil
+	if sa.state == stateDead { // lost against a simultaneous IKE SA
+		sa.releaseChild(pc)
+		return
+	}
+	if err := sa.finishChild(pc, ps); err != nil {
+		p.reason = fmt.Sprintf("child %s: %v", pc.cfg.Name, err)
+		sa.log().Warn("ike: child SA failed", "child", pc.cfg.Name, "err", err)
+	}
+	for _, c := range p.cfg.children[1:] {
+		sa.createChild(c)
+	}
+}
+
+// respondAuth is the responder's side of IKE_AUTH.
+func (sa *ikeSA) respondAuth(ps []message.Payload) ([]message.Payload, func()) {
+	p := sa.p
+	idi, _ := message.Find(ps, message.PayloadIDi).(*message.ID)
+	failed := func(reason string) ([]message.Payload, func()) {
+		p.e.stats.AuthErrors.Add(1)
+		return []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}, func() {
+			sa.log().Warn("ike: peer failed authentication", "reason", reason)
+			p.reason = reason
+			sa.destroy()
+		}
+	}
+	if idr, _ := message.Find(ps, message.PayloadIDr).(*message.ID); idr != nil {
+		if !p.cfg.localID.matches(idr) {
+			return failed(fmt.Sprintf("peer asked for ID %s, we are %s", idString(idr), p.cfg.localID))
+		}
+	}
+	if err := sa.verifyPeer(ps, idi); err != nil {
+		return failed(err.Error())
+	}
+	sa.initialCont = hasNotify(ps, message.INITIAL_CONTACT)
+	idr := sa.myID()
+	certs, auth, err := sa.authPayloads(idr)
+	if err != nil {
+		return failed("cannot sign our AUTH: " + err.Error())
+	}
+	out := []message.Payload{idr}
+	out = append(out, certs...)
+	out = append(out, auth)
+	sa.setEstablished()
+	sa.log().Info("ike: IKE SA established", "role", "responder", "alg", algString(sa.chosen, message.ProtoIKE), "encap", sa.encap)
+	childOut, err := sa.acceptChild(ps, nil, nil)
+	if err != nil {
+		p.reason = err.Error()
+		sa.log().Warn("ike: child SA refused", "err", err)
+	}
+	out = append(out, childOut...)
+	return out, nil
+}

@@ -1,0 +1,52 @@
+// Package ike is ovnsec's IKEv2 engine (RFC 7296): it negotiates IKE SAs
+// and ESP Child SAs with peers such as strongSwan and Libreswan, and hands
+// the Child SAs (SPIs, keys, mode, encapsulation, selectors) to a
+// ChildSAHandler that installs them in the ESP datapath.
+//
+//	e, err := ike.New(ike.Config{Local: addr, Handler: h})
+//	go e.Run(ctx)
+//	err = e.AddPeer(ike.Peer{Name: "ch2", Remote: ..., Auth: ..., LocalID: "ch1",
+//		RemoteID: "ch2", Children: []ike.ChildConfig{{Name: "gnv"}}, Initiate: true})
+//	st := e.Status("ch2") // State, SPIs, algorithms, NAT, children, Reason
+//
+// # Structure
+//
+// One Engine owns two UDP sockets (IKE port 500 and NAT-T port 4500,
+// transport.go). A reader goroutine per socket parses the IKE header
+// (internal/ike/message) and looks the SA up by our SPI in a sync.Map;
+// everything about one peer — its IKE SAs, half-open responder SAs and
+// Child SAs — is guarded by that peer's mutex (peer.go), so peers never
+// contend and there is no global lock on the receive path. Timers
+// (retransmission, liveness, rekey, lifetimes, half-open expiry, NAT
+// keepalives) go through the injected Clock. Child SA events are queued
+// under the peer lock and delivered by one goroutine, in order, with no
+// engine lock held.
+//
+// The stages, one file each: init.go (IKE_SA_INIT, NAT detection, cookies,
+// INVALID_KE_PAYLOAD, key derivation), auth.go (IKE_AUTH with PSK or
+// certificates, AUTH methods 1, 2, 9-11 and 14), child.go (Child SA
+// proposals, traffic selector narrowing, transport mode, KEYMAT),
+// create.go (CREATE_CHILD_SA: new children, child and IKE SA rekeying,
+// PFS, collisions), info.go (INFORMATIONAL: deletes, liveness), sa.go
+// (message IDs, window size 1, retransmission, duplicate requests, SK
+// protection and RFC 7383 fragmentation), proposal.go (proposal strings in
+// strongSwan notation and selection).
+//
+// # Failures
+//
+// Decode and authentication errors drop the packet and are counted
+// (Engine.Stats); no input from the network panics (FuzzEngineReceive).
+// When a peer is not up, PeerStatus.Reason says why in words, e.g. "peer
+// silent: no answer to IKE_SA_INIT after 5 tries", "AUTHENTICATION_FAILED
+// from peer", "peer ID "x" does not match expected y", "certificate not
+// signed by the configured CA: ...", "NO_PROPOSAL_CHOSEN from peer in
+// IKE_SA_INIT", "peer dead: no answer to liveness check after 5 tries".
+//
+// # Limits
+//
+// Peers are identified by their IP address when they initiate (one peer
+// per remote address). Identities are FQDNs or IP addresses (no DNs).
+// Only AES-GCM-16 is
+// negotiated, with HMAC-SHA2 PRFs and DH groups 14, 19 and 31. No EAP,
+// MOBIKE, configuration payloads or IKE_INTERMEDIATE.
+package ike

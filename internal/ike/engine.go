@@ -1,0 +1,366 @@
+// The Engine: sockets, the receive loop, dispatch of datagrams to IKE SAs,
+// peer management and the public API (New, Run, AddPeer, RemovePeer,
+// Initiate, Status).
+
+package ike
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ovnsec/ovnsec/internal/ike/message"
+)
+
+// Engine runs IKEv2 for a set of peers on one local address.
+type Engine struct {
+	cfg   Config
+	conn  PacketConn
+	clock Clock
+	log   *slog.Logger
+	rand  io.Reader
+
+	mu     sync.Mutex // guards peers (control path only)
+	peers  map[string]*peer
+	byAddr sync.Map // netip.Addr -> *peer, for IKE_SA_INIT requests
+	sas    sync.Map // message.SPI (ours) -> *ikeSA
+	espIn  sync.Map // esp.SPI (ours, inbound) -> struct{}
+
+	halfOpen atomic.Int64
+	cookie   cookieSecret
+	events   eventQueue
+	stats    Stats
+	closed   atomic.Bool
+}
+
+// Stats counts what the engine dropped or did; read with Snapshot.
+type Stats struct {
+	Received, Sent, Dropped, DecodeErrors, AuthErrors, UnknownSPI, Retransmits, CookiesSent atomic.Uint64
+}
+
+// StatsSnapshot is a copy of Stats.
+type StatsSnapshot struct {
+	Received, Sent, Dropped, DecodeErrors, AuthErrors, UnknownSPI, Retransmits, CookiesSent uint64
+}
+
+// Stats returns the current counters.
+func (e *Engine) Stats() StatsSnapshot {
+	s := &e.stats
+	return StatsSnapshot{s.Received.Load(), s.Sent.Load(), s.Dropped.Load(), s.DecodeErrors.Load(),
+		s.AuthErrors.Load(), s.UnknownSPI.Load(), s.Retransmits.Load(), s.CookiesSent.Load()}
+}
+
+// New binds the sockets. Call Run to process packets.
+func New(cfg Config) (*Engine, error) {
+	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, peers: map[string]*peer{}}
+	if e.clock == nil {
+		e.clock = SystemClock{}
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.rand == nil {
+		e.rand = rand.Reader
+	}
+	if e.cfg.RetransmitBase <= 0 {
+		e.cfg.RetransmitBase = RetransmitBase
+	}
+	if e.cfg.RetransmitTries <= 0 {
+		e.cfg.RetransmitTries = RetransmitTries
+	}
+	if e.cfg.HalfOpenLimit == 0 {
+		e.cfg.HalfOpenLimit = DefaultHalfOpenLimit
+	}
+	if _, err := io.ReadFull(e.rand, e.cookie.secret[:]); err != nil {
+		return nil, fmt.Errorf("ike: read random cookie secret: %w", err)
+	}
+	e.events.init()
+	if cfg.Conn != nil {
+		e.conn = cfg.Conn
+		return e, nil
+	}
+	if !cfg.Local.IsValid() {
+		return nil, errors.New("ike: Config.Local address is required")
+	}
+	pi, pn := cfg.PortIKE, cfg.PortNATT
+	if pi == 0 {
+		pi = message.PortIKE
+	}
+	if pn == 0 {
+		pn = message.PortNATT
+	}
+	c, err := listenUDP(cfg.Local, pi, pn)
+	if err != nil {
+		return nil, err
+	}
+	e.conn = c
+	return e, nil
+}
+
+// LocalPorts returns the bound IKE and NAT-T ports.
+func (e *Engine) LocalPorts() (ike, natt uint16) {
+	return e.conn.LocalPort(PortIKE), e.conn.LocalPort(PortNATT)
+}
+
+// Run processes packets and events until ctx ends, then deletes all IKE
+// SAs (telling the peers) and closes the sockets.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, p := range []Port{PortIKE, PortNATT} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.readLoop(p)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.events.run(e.cfg.Handler)
+	}()
+	<-ctx.Done()
+	e.mu.Lock()
+	peers := make([]*peer, 0, len(e.peers))
+	for _, p := range e.peers {
+		peers = append(peers, p)
+	}
+	e.mu.Unlock()
+	for _, p := range peers {
+		p.shutdown(true)
+	}
+	e.closed.Store(true)
+	err := e.conn.Close()
+	e.events.close()
+	wg.Wait()
+	return err
+}
+
+func (e *Engine) readLoop(port Port) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := e.conn.ReadFrom(port, buf)
+		if err != nil {
+			if e.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			e.log.Warn("ike: read failed", "port", port, "err", err)
+			continue
+		}
+		e.receive(port, buf[:n], from)
+	}
+}
+
+// receive handles one datagram. It never panics on input: malformed
+// packets are counted and dropped.
+func (e *Engine) receive(port Port, b []byte, from netip.AddrPort) {
+	e.stats.Received.Add(1)
+	if port == PortNATT {
+		if len(b) == 1 && b[0] == 0xff {
+			return // NAT keepalive (RFC 3948 §2.3)
+		}
+		ike, ok := message.StripNonESPMarker(b)
+		if !ok {
+			if e.cfg.OnESP != nil {
+				e.cfg.OnESP(b, from)
+			} else {
+				e.stats.Dropped.Add(1)
+			}
+			return
+		}
+		b = ike
+	}
+	h, err := message.ParseHeader(b)
+	if err != nil {
+		e.stats.DecodeErrors.Add(1)
+		return
+	}
+	if h.Exchange == message.IKE_SA_INIT && !h.IsResponse() && h.SPIr.IsZero() {
+		e.handleInitRequest(port, b, h, from)
+		return
+	}
+	ours := h.SPIi
+	if h.IsInitiator() {
+		ours = h.SPIr
+	}
+	v, ok := e.sas.Load(ours)
+	if !ok {
+		e.stats.UnknownSPI.Add(1)
+		return
+	}
+	sa := v.(*ikeSA)
+	p := sa.p
+	p.mu.Lock()
+	defer p.unlock()
+	if sa.spiI != h.SPIi || (!sa.spiR.IsZero() && sa.spiR != h.SPIr) {
+		e.stats.UnknownSPI.Add(1)
+		return
+	}
+	sa.receive(port, b, h, from)
+}
+
+// AddPeer adds (or replaces) a peer. If the peer initiates, negotiation
+// starts at once.
+func (e *Engine) AddPeer(cfg Peer) error {
+	c, err := cfg.check()
+	if err != nil {
+		return err
+	}
+	if !c.Local.IsValid() {
+		c.Local = e.cfg.Local
+	}
+	if !c.Local.IsValid() || c.Local.IsUnspecified() {
+		return fmt.Errorf("ike: peer %s: local address unknown (set Peer.Local, or Config.Local to a specific address)", c.Name)
+	}
+	if c.LocalID == "" {
+		c.LocalID = c.Local.String()
+		c.localID, _ = parseIdentity(c.LocalID)
+	}
+	e.mu.Lock()
+	old := e.peers[c.Name]
+	if o, ok := e.byAddr.Load(c.Remote); ok && o.(*peer).cfg.Name != c.Name {
+		e.mu.Unlock()
+		return fmt.Errorf("ike: peer %s: remote %s already belongs to peer %s", c.Name, c.Remote, o.(*peer).cfg.Name)
+	}
+	p := &peer{e: e, cfg: c}
+	if old != nil {
+		e.byAddr.CompareAndDelete(old.cfg.Remote, old)
+	}
+	e.peers[c.Name] = p
+	e.byAddr.Store(c.Remote, p)
+	e.mu.Unlock()
+	if old != nil {
+		old.shutdown(true)
+	}
+	if c.Initiate {
+		p.mu.Lock()
+		p.initiate()
+		p.unlock()
+	}
+	return nil
+}
+
+// RemovePeer deletes the peer's SAs (telling the peer) and forgets it.
+func (e *Engine) RemovePeer(name string) {
+	e.mu.Lock()
+	p := e.peers[name]
+	if p != nil {
+		delete(e.peers, name)
+		e.byAddr.CompareAndDelete(p.cfg.Remote, p)
+	}
+	e.mu.Unlock()
+	if p != nil {
+		p.shutdown(true)
+	}
+}
+
+// Initiate starts an IKE SA with the peer unless one exists or is being
+// set up.
+func (e *Engine) Initiate(name string) error {
+	p := e.peer(name)
+	if p == nil {
+		return fmt.Errorf("ike: initiate: no peer %q", name)
+	}
+	p.mu.Lock()
+	defer p.unlock()
+	p.initiate()
+	return nil
+}
+
+func (e *Engine) peer(name string) *peer {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.peers[name]
+}
+
+// WriteESP sends an ESP-in-UDP datagram (RFC 3948) from the engine's NAT-T
+// socket, which the datapath shares with IKE: incoming ESP-in-UDP arrives
+// through Config.OnESP.
+func (e *Engine) WriteESP(b []byte, dst netip.AddrPort) error {
+	if len(b) < 8 || b[0]|b[1]|b[2]|b[3] == 0 {
+		return fmt.Errorf("ike: WriteESP to %s: not an ESP packet (SPI must be nonzero)", dst)
+	}
+	return e.conn.WriteTo(PortNATT, b, dst)
+}
+
+// send writes one IKE message (with the non-ESP marker on the NAT-T port).
+func (e *Engine) send(port Port, b []byte, dst netip.AddrPort) {
+	if port == PortNATT {
+		buf := make([]byte, message.NonESPMarkerLen+len(b))
+		copy(buf[message.NonESPMarkerLen:], b)
+		b = buf
+	}
+	if err := e.conn.WriteTo(port, b, dst); err != nil {
+		if !e.closed.Load() {
+			e.log.Debug("ike: send failed", "dst", dst, "err", err)
+		}
+		return
+	}
+	e.stats.Sent.Add(1)
+}
+
+// eventQueue delivers Child SA events in order on one goroutine, outside
+// all engine locks.
+type eventQueue struct {
+	mu     sync.Mutex
+	q      []event
+	wake   chan struct{}
+	closed bool
+}
+
+type event struct {
+	ev ChildEvent
+	sa ChildSA
+}
+
+func (q *eventQueue) init() { q.wake = make(chan struct{}, 1) }
+
+func (q *eventQueue) push(evs []event) {
+	if len(evs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.q = append(q.q, evs...)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) run(h ChildSAHandler) {
+	for {
+		q.mu.Lock()
+		evs := q.q
+		q.q = nil
+		closed := q.closed
+		q.mu.Unlock()
+		for _, ev := range evs {
+			if h != nil {
+				h.HandleChildSA(ev.ev, ev.sa)
+			}
+		}
+		if closed && len(evs) == 0 {
+			return
+		}
+		if len(evs) == 0 {
+			<-q.wake
+		}
+	}
+}

@@ -1,0 +1,395 @@
+// IKE_SA_INIT (RFC 7296 §1.2): proposals, key exchange, nonces, NAT
+// detection (§2.23), COOKIE (§2.6), INVALID_KE_PAYLOAD retry, and the
+// derivation of the IKE SA keys (§2.14), for both roles.
+
+package ike
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/ike/message"
+	"github.com/ovnsec/ovnsec/internal/ike/suite"
+)
+
+const (
+	nonceLen        = 32
+	halfOpenTimeout = 30 * time.Second
+)
+
+var ourHashes = []message.HashAlgorithm{message.HashSHA2_256, message.HashSHA2_384, message.HashSHA2_512}
+
+// natHashes returns the NAT_DETECTION_SOURCE_IP and _DESTINATION_IP
+// notifications. A forced encapsulation fakes the source hash.
+func (sa *ikeSA) natNotifies(spir message.SPI, local, remote netip.AddrPort) ([]message.Payload, error) {
+	src := suite.NATDetectionHash(sa.spiI, spir, local.Addr(), local.Port())
+	if sa.p.cfg.ForceEncap {
+		r, err := randomBytes(sa.p.e.rand, len(src))
+		if err != nil {
+			return nil, err
+		}
+		copy(src[:], r)
+	}
+	dst := suite.NATDetectionHash(sa.spiI, spir, remote.Addr(), remote.Port())
+	return []message.Payload{
+		notify(message.NAT_DETECTION_SOURCE_IP, src[:]),
+		notify(message.NAT_DETECTION_DESTINATION_IP, dst[:]),
+	}, nil
+}
+
+// detectNAT compares the peer's NAT-D hashes with what we see.
+func (sa *ikeSA) detectNAT(ps []message.Payload, spir message.SPI, local, from netip.AddrPort) (supported bool) {
+	srcs := message.Notifies(ps, message.NAT_DETECTION_SOURCE_IP)
+	dsts := message.Notifies(ps, message.NAT_DETECTION_DESTINATION_IP)
+	if len(srcs) == 0 || len(dsts) == 0 {
+		return false
+	}
+	want := suite.NATDetectionHash(sa.spiI, spir, from.Addr(), from.Port())
+	sa.natRemote = true
+	for _, n := range srcs {
+		if bytes.Equal(n.Data, want[:]) {
+			sa.natRemote = false
+		}
+	}
+	me := suite.NATDetectionHash(sa.spiI, spir, local.Addr(), local.Port())
+	sa.natLocal = true
+	for _, n := range dsts {
+		if bytes.Equal(n.Data, me[:]) {
+			sa.natLocal = false
+		}
+	}
+	return true
+}
+
+func (sa *ikeSA) localAP(port Port) netip.AddrPort {
+	return netip.AddrPortFrom(sa.p.cfg.Local, sa.p.e.conn.LocalPort(port))
+}
+
+// startInit sends (or resends, after COOKIE/INVALID_KE) IKE_SA_INIT.
+func (sa *ikeSA) startInit(group message.DHGroup) {
+	p := sa.p
+	cfg := p.cfg
+	sa.state = stateInitSent
+	sa.port = PortIKE
+	sa.remote = netip.AddrPortFrom(cfg.Remote, cfg.RemotePortIKE)
+	var err error
+	if sa.ni == nil {
+		if sa.ni, err = randomBytes(p.e.rand, nonceLen); err != nil {
+			sa.fail(err.Error())
+			return
+		}
+	}
+	if sa.dh, err = suite.NewDH(group, p.e.rand); err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	var ps []message.Payload
+	if sa.cookie != nil {
+		ps = append(ps, notify(message.COOKIE, sa.cookie))
+	}
+	ps = append(ps,
+		offer(cfg.ike, nil, group, true),
+		&message.KE{Group: group, Data: sa.dh.Public()},
+		&message.Nonce{Data: sa.ni})
+	nat, err := sa.natNotifies(message.SPI{}, sa.localAP(PortIKE), sa.remote)
+	if err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	ps = append(ps, nat...)
+	if !cfg.NoFragmentation {
+		ps = append(ps, notify(message.IKEV2_FRAGMENTATION_SUPPORTED, nil))
+	}
+	ps = append(ps, notify(message.SIGNATURE_HASH_ALGORITHMS, message.HashAlgorithmsData(ourHashes...)))
+	m := &message.Message{Header: sa.header(message.IKE_SA_INIT, 0, false), Payloads: ps}
+	b, err := m.Encode(nil)
+	if err != nil {
+		sa.fail(fmt.Sprintf("encode IKE_SA_INIT: %v", err))
+		return
+	}
+	sa.initReq = b
+	sa.nextID = 1
+	sa.sendRequest(&request{id: 0, exch: message.IKE_SA_INIT, pkts: [][]byte{b},
+		onResp: sa.onInitResponse,
+		onTimeout: func() {
+			sa.fail(fmt.Sprintf("peer silent: no answer to IKE_SA_INIT after %d tries", sa.p.e.cfg.RetransmitTries))
+		}})
+}
+
+// onInitResponse processes the responder's IKE_SA_INIT answer.
+func (sa *ikeSA) onInitResponse(m *message.Message, raw []byte, ps []message.Payload) {
+	p := sa.p
+	if c := message.Notifies(ps, message.COOKIE); len(c) > 0 {
+		if sa.cookie != nil && bytes.Equal(sa.cookie, c[0].Data) {
+			sa.fail("peer keeps demanding the same COOKIE")
+			return
+		}
+		sa.cookie = append([]byte(nil), c[0].Data...)
+		sa.startInit(sa.dh.Group())
+		return
+	}
+	if n := message.Notifies(ps, message.INVALID_KE_PAYLOAD); len(n) > 0 {
+		g, err := message.ParseInvalidKE(n[0].Data)
+		if err != nil || g == sa.dh.Group() || !p.cfg.offersDH(g) {
+			sa.fail(fmt.Sprintf("INVALID_KE_PAYLOAD from peer asks for DH group %v, which we do not offer", g))
+			return
+		}
+		sa.log().Info("ike: peer wants another DH group", "group", g)
+		sa.startInit(g)
+		return
+	}
+	if n := errorNotify(ps); n != nil {
+		sa.fail(fmt.Sprintf("%s from peer in IKE_SA_INIT", n.NotifyType))
+		return
+	}
+	if m.SPIr.IsZero() {
+		sa.fail("peer answered IKE_SA_INIT without a responder SPI")
+		return
+	}
+	saP, _ := m.Find(message.PayloadSA).(*message.SA)
+	ke, _ := m.Find(message.PayloadKE).(*message.KE)
+	nonce, _ := m.Find(message.PayloadNonce).(*message.Nonce)
+	if saP == nil || ke == nil || nonce == nil || len(saP.Proposals) != 1 {
+		sa.fail("peer's IKE_SA_INIT response lacks SA, KE or Nonce")
+		return
+	}
+	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
+		sa.fail(fmt.Sprintf("peer's nonce of %d bytes is outside 16..256", len(nonce.Data)))
+		return
+	}
+	chosen, err := acceptsChosen(p.cfg.ike, saP.Proposals[0], message.ProtoIKE, true)
+	if err != nil {
+		sa.fail(fmt.Sprintf("peer's IKE proposal is unacceptable: %v", err))
+		return
+	}
+	if chosen.DH != sa.dh.Group() || ke.Group != sa.dh.Group() {
+		sa.fail(fmt.Sprintf("peer chose DH group %v but sent a %v key share (ours: %v)", chosen.DH, ke.Group, sa.dh.Group()))
+		return
+	}
+	sa.spiR = m.SPIr
+	if err := sa.deriveKeys(chosen, ke.Data, nonce.Data); err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	sa.initRsp = raw
+	sa.readCapabilities(ps)
+	if sa.detectNAT(ps, sa.spiR, sa.localAP(PortIKE), sa.remote) {
+		sa.encap = sa.natLocal || sa.natRemote || p.cfg.ForceEncap
+		if sa.encap {
+			sa.port = PortNATT
+			sa.remote = netip.AddrPortFrom(sa.remote.Addr(), p.cfg.RemotePortNATT)
+		}
+	}
+	sa.sendAuth()
+}
+
+// readCapabilities notes fragmentation and signature hash support.
+func (sa *ikeSA) readCapabilities(ps []message.Payload) {
+	sa.fragOK = !sa.p.cfg.NoFragmentation && hasNotify(ps, message.IKEV2_FRAGMENTATION_SUPPORTED)
+	for _, n := range message.Notifies(ps, message.SIGNATURE_HASH_ALGORITHMS) {
+		if hs, err := message.ParseHashAlgorithms(n.Data); err == nil {
+			sa.peerHashes = append(sa.peerHashes, hs...)
+		}
+	}
+}
+
+// deriveKeys computes g^ir, SKEYSEED and the SK keys, and the SK ciphers
+// for our role.
+func (sa *ikeSA) deriveKeys(chosen suite.Chosen, peerKE, peerNonce []byte) error {
+	gir, err := sa.dh.Shared(peerKE)
+	if err != nil {
+		return fmt.Errorf("peer's key share is invalid: %v", err)
+	}
+	defer clear(gir)
+	if sa.initiator {
+		sa.nr = append([]byte(nil), peerNonce...)
+	} else {
+		sa.ni = append([]byte(nil), peerNonce...)
+	}
+	sa.chosen = chosen
+	if sa.prf, err = suite.NewPRF(chosen.PRF); err != nil {
+		return err
+	}
+	keys, err := suite.NewIKEKeys(chosen.Params, gir, sa.ni, sa.nr, sa.spiI, sa.spiR)
+	if err != nil {
+		return err
+	}
+	return sa.setKeys(keys)
+}
+
+func (sa *ikeSA) setKeys(keys *suite.IKEKeys) error {
+	var err error
+	sa.keys = keys
+	ei, er := keys.Ei, keys.Er
+	if !sa.initiator {
+		ei, er = er, ei
+	}
+	if sa.out, err = suite.NewAEAD(sa.chosen.Encr, ei); err != nil {
+		return err
+	}
+	if sa.in, err = suite.NewAEAD(sa.chosen.Encr, er); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *peerConfig) offersDH(g message.DHGroup) bool {
+	for _, p := range c.ike {
+		for _, d := range p.dh {
+			if d == g {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cookieSecret makes stateless cookies: HMAC-SHA256(secret, Ni | IPi |
+// SPIi), RFC 7296 §2.6 (version-less; the secret lives as long as the
+// engine).
+type cookieSecret struct {
+	secret [32]byte
+}
+
+func (c *cookieSecret) make(ni []byte, from netip.Addr, spii message.SPI) []byte {
+	m := hmac.New(sha256.New, c.secret[:])
+	m.Write(ni)
+	a := from.As16()
+	m.Write(a[:])
+	m.Write(spii[:])
+	return m.Sum(nil)
+}
+
+// handleInitRequest answers an IKE_SA_INIT request (responder).
+func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from netip.AddrPort) {
+	v, ok := e.byAddr.Load(from.Addr())
+	if !ok {
+		e.stats.Dropped.Add(1)
+		e.log.Debug("ike: IKE_SA_INIT from unknown peer", "from", from)
+		return
+	}
+	p := v.(*peer)
+	m, err := message.Decode(b)
+	if err != nil {
+		e.stats.DecodeErrors.Add(1)
+		return
+	}
+	p.mu.Lock()
+	defer p.unlock()
+	if p.removed {
+		return
+	}
+	// A retransmitted request: answer with the same response.
+	for _, o := range p.allSAs() {
+		if !o.initiator && o.spiI == h.SPIi && o.state == stateInitDone && bytes.Equal(o.initReq, b) {
+			e.send(port, o.initRsp, from)
+			return
+		}
+	}
+	stateless := func(ps ...message.Payload) {
+		r := &message.Message{Header: message.Header{SPIi: h.SPIi, Exchange: message.IKE_SA_INIT, Flags: message.FlagResponse}, Payloads: ps}
+		if out, err := r.Encode(nil); err == nil {
+			e.send(port, out, from)
+		}
+	}
+	nonce, _ := m.Find(message.PayloadNonce).(*message.Nonce)
+	saP, _ := m.Find(message.PayloadSA).(*message.SA)
+	ke, _ := m.Find(message.PayloadKE).(*message.KE)
+	if nonce == nil || saP == nil || ke == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
+		e.stats.DecodeErrors.Add(1)
+		return
+	}
+	limit := int64(e.cfg.HalfOpenLimit)
+	if limit < 0 || e.halfOpen.Load() >= limit {
+		want := e.cookie.make(nonce.Data, from.Addr(), h.SPIi)
+		got := message.Notifies(m.Payloads, message.COOKIE)
+		if len(got) == 0 || !hmac.Equal(got[0].Data, want) {
+			e.stats.CookiesSent.Add(1)
+			stateless(notify(message.COOKIE, want))
+			return
+		}
+	}
+	sel, chosen, ok := choose(p.cfg.ike, saP.Proposals, ke.Group, true)
+	if !ok {
+		p.reason = "NO_PROPOSAL_CHOSEN: no IKE proposal of the peer is acceptable"
+		stateless(notify(message.NO_PROPOSAL_CHOSEN, nil))
+		return
+	}
+	if chosen.DH != ke.Group {
+		stateless(notify(message.INVALID_KE_PAYLOAD, message.InvalidKEData(chosen.DH)))
+		return
+	}
+	sa, err := p.newSA(false)
+	if err != nil {
+		return
+	}
+	sa.spiI = h.SPIi
+	sa.state = stateInitDone
+	sa.port = port
+	sa.remote = from
+	sa.initReq = append([]byte(nil), b...)
+	sa.halfOpen = true
+	e.halfOpen.Add(1)
+	fail := func(reason string) {
+		p.reason = reason
+		sa.destroy()
+	}
+	if sa.nr, err = randomBytes(e.rand, nonceLen); err != nil {
+		fail(err.Error())
+		return
+	}
+	if sa.dh, err = suite.NewDH(chosen.DH, e.rand); err != nil {
+		fail(err.Error())
+		return
+	}
+	if err := sa.deriveKeys(chosen, ke.Data, nonce.Data); err != nil {
+		fail(err.Error())
+		return
+	}
+	sa.readCapabilities(m.Payloads)
+	local := sa.localAP(port)
+	natOK := sa.detectNAT(m.Payloads, message.SPI{}, local, from)
+	ps := []message.Payload{
+		&message.SA{Proposals: []message.Proposal{sel}},
+		&message.KE{Group: chosen.DH, Data: sa.dh.Public()},
+		&message.Nonce{Data: sa.nr},
+	}
+	if cr := sa.certRequest(); cr != nil {
+		ps = append(ps, cr)
+	}
+	if natOK {
+		nat, err := sa.natNotifies(sa.spiR, local, from)
+		if err != nil {
+			fail(err.Error())
+			return
+		}
+		ps = append(ps, nat...)
+		sa.encap = sa.natLocal || sa.natRemote || p.cfg.ForceEncap
+	}
+	if sa.fragOK {
+		ps = append(ps, notify(message.IKEV2_FRAGMENTATION_SUPPORTED, nil))
+	}
+	ps = append(ps, notify(message.SIGNATURE_HASH_ALGORITHMS, message.HashAlgorithmsData(ourHashes...)))
+	r := &message.Message{Header: sa.header(message.IKE_SA_INIT, 0, true), Payloads: ps}
+	out, err := r.Encode(nil)
+	if err != nil {
+		fail(fmt.Sprintf("encode IKE_SA_INIT response: %v", err))
+		return
+	}
+	sa.initRsp = out
+	sa.peerNextID = 1
+	p.others = append(p.others, sa)
+	sa.halfTimer = e.clock.AfterFunc(halfOpenTimeout, func() {
+		p.mu.Lock()
+		defer p.unlock()
+		if sa.state == stateInitDone {
+			p.reason = "peer did not send IKE_AUTH within 30s of IKE_SA_INIT"
+			sa.destroy()
+		}
+	})
+	e.send(port, out, from)
+}

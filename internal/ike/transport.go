@@ -1,0 +1,75 @@
+// Sockets: the two UDP sockets (IKE port and NAT-T port) and the framing
+// on the NAT-T port (non-ESP marker, ESP-in-UDP hand-off, keepalives).
+
+package ike
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Port selects one of the engine's two local ports.
+type Port uint8
+
+const (
+	PortIKE  Port = iota // 500: plain IKE
+	PortNATT             // 4500: IKE behind the non-ESP marker, and ESP-in-UDP
+)
+
+// PacketConn is the engine's datagram transport: two local ports. The UDP
+// implementation is the default; tests may inject another.
+type PacketConn interface {
+	// ReadFrom blocks for the next datagram on port p.
+	ReadFrom(p Port, b []byte) (int, netip.AddrPort, error)
+	// WriteTo sends b from port p to dst.
+	WriteTo(p Port, b []byte, dst netip.AddrPort) error
+	// LocalPort returns the bound port number of p.
+	LocalPort(p Port) uint16
+	Close() error
+}
+
+type udpConn struct {
+	c [2]*net.UDPConn
+}
+
+func listenUDP(addr netip.Addr, portIKE, portNATT int) (*udpConn, error) {
+	u := &udpConn{}
+	for i, port := range []int{portIKE, portNATT} {
+		if port < 0 {
+			port = 0
+		}
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
+		if err != nil {
+			u.Close()
+			return nil, fmt.Errorf("ike: listen on %s: %w (is another IKE daemon running?)", netip.AddrPortFrom(addr, uint16(port)), err)
+		}
+		u.c[i] = c
+	}
+	return u, nil
+}
+
+func (u *udpConn) ReadFrom(p Port, b []byte) (int, netip.AddrPort, error) {
+	n, from, err := u.c[p].ReadFromUDPAddrPort(b)
+	return n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), err
+}
+
+func (u *udpConn) WriteTo(p Port, b []byte, dst netip.AddrPort) error {
+	_, err := u.c[p].WriteToUDPAddrPort(b, dst)
+	return err
+}
+
+func (u *udpConn) LocalPort(p Port) uint16 {
+	return uint16(u.c[p].LocalAddr().(*net.UDPAddr).Port)
+}
+
+func (u *udpConn) Close() error {
+	var errs []error
+	for _, c := range u.c {
+		if c != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
