@@ -265,18 +265,22 @@ func TestDaemonExitAndCompatName(t *testing.T) {
 	}
 }
 
-func TestRefusesUnbuiltBackends(t *testing.T) {
-	for _, name := range []string{"native", "libreswan"} {
-		err := validateBackend(name)
-		if err == nil || !strings.Contains(err.Error(), "not available") {
-			t.Errorf("%s: %v", name, err)
+func TestValidateBackend(t *testing.T) {
+	tests := []struct {
+		c    config
+		want string // substring of the error; "" for none
+	}{
+		{config{ikeDaemon: "strongswan"}, ""},
+		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0"}, ""},
+		{config{ikeDaemon: "native"}, "needs --bridge"},
+		{config{ikeDaemon: "libreswan"}, "not available"},
+		{config{ikeDaemon: "racoon"}, "should be native, strongswan or libreswan"},
+	}
+	for _, tc := range tests {
+		err := validateBackend(tc.c)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: err = %v, want %q", tc.c, err, tc.want)
 		}
-	}
-	if err := validateBackend("racoon"); err == nil || !strings.Contains(err.Error(), "should be native, strongswan or libreswan") {
-		t.Errorf("racoon: %v", err)
-	}
-	if err := validateBackend("strongswan"); err != nil {
-		t.Errorf("strongswan: %v", err)
 	}
 }
 

@@ -35,6 +35,11 @@ type config struct {
 	noRestart     bool
 	compatName    bool
 	viciSocket    string
+	bridge        string
+	nic           string
+	enginePort    string
+	localIP       string
+	geneveOpts    int
 	showVersion   bool
 	ovsPidfileArg bool // --pidfile given without a value
 }
@@ -68,6 +73,11 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.noRestart, "no-restart-ike-daemon", false, "keep the IKE daemon's existing connections at start-up (hitless restart)")
 	fs.BoolVar(&c.compatName, "compat-name", true, "also answer ovs-appctl -t ovs-monitor-ipsec (pidfile and ctl socket under that name)")
 	fs.StringVar(&c.viciSocket, "vici-socket", "unix:///var/run/charon.vici", "strongSwan VICI socket (--ike-daemon=strongswan)")
+	fs.StringVar(&c.bridge, "bridge", "", "native: the OVS netdev bridge that holds the underlay IP (br-phy)")
+	fs.StringVar(&c.nic, "nic", "", "native: the bridge's underlay port (the NIC)")
+	fs.StringVar(&c.enginePort, "engine-port", "ovnsec0", "native: name of the engine's TAP port on the bridge")
+	fs.StringVar(&c.localIP, "local-ip", "", "native: underlay IPv4 address (default: the bridge interface's first IPv4 address)")
+	fs.IntVar(&c.geneveOpts, "geneve-options", 8, "native: Geneve option bytes counted in the overlay MTU (OVN uses 8)")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 
 	// OVS daemons accept --pidfile and --log-file without a value; Go's
@@ -161,16 +171,21 @@ func run(args []string, stderr io.Writer) int {
 
 // errNotBuilt is the start-up refusal for a backend that does not exist yet.
 func errNotBuilt(name string) error {
-	return fmt.Errorf("--ike-daemon=%s is not available in this build of ovnsecd yet; use --ike-daemon=strongswan (charon with kernel XFRM) or see docs/STATUS.md", name)
+	return fmt.Errorf("--ike-daemon=%s is not available in this build of ovnsecd yet; use --ike-daemon=native or --ike-daemon=strongswan, see docs/STATUS.md", name)
 }
 
-func validateBackend(name string) error {
-	switch strings.ToLower(name) {
+func validateBackend(c config) error {
+	switch strings.ToLower(c.ikeDaemon) {
 	case "strongswan":
 		return nil
-	case "native", "libreswan":
-		return errNotBuilt(name)
+	case "native":
+		if c.bridge == "" || c.nic == "" {
+			return fmt.Errorf("--ike-daemon=native needs --bridge=<br-phy> and --nic=<its underlay port>: ovnsecd attaches its engine to the OVS netdev bridge that holds the underlay IP")
+		}
+		return nil
+	case "libreswan":
+		return errNotBuilt(c.ikeDaemon)
 	default:
-		return fmt.Errorf("--ike-daemon=%q: the IKE daemon should be native, strongswan or libreswan", name)
+		return fmt.Errorf("--ike-daemon=%q: the IKE daemon should be native, strongswan or libreswan", c.ikeDaemon)
 	}
 }

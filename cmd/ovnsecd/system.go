@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/backend/native"
 	"github.com/ovnsec/ovnsec/internal/backend/strongswan"
 	"github.com/ovnsec/ovnsec/internal/ovsconf"
 	"github.com/ovnsec/ovnsec/internal/reconcile"
@@ -41,11 +45,15 @@ type system struct {
 type exitRequest struct{ cleanup bool }
 
 func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error) {
-	if err := validateBackend(c.ikeDaemon); err != nil {
+	if err := validateBackend(c); err != nil {
 		return nil, err
 	}
 	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1)}
-	s.be = strongswan.New(strongswan.Config{ViciSocket: c.viciSocket}, log.With("backend", "strongswan"))
+	be, err := newBackend(ctx, c, log)
+	if err != nil {
+		return nil, err
+	}
+	s.be = be
 	s.table = tunnel.NewTable(tunnel.FileCertReader{}, time.Now)
 	s.rec = reconcile.New(s.be, log, reconcile.Options{})
 	s.watcher = ovsconf.New(c.database, log.With("stage", "ovsconf"))
@@ -58,6 +66,53 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 		return nil, err
 	}
 	return s, nil
+}
+
+// newBackend builds the --ike-daemon backend.
+func newBackend(ctx context.Context, c config, log *slog.Logger) (backend.Backend, error) {
+	if strings.ToLower(c.ikeDaemon) == "strongswan" {
+		return strongswan.New(strongswan.Config{ViciSocket: c.viciSocket}, log.With("backend", "strongswan")), nil
+	}
+	local, err := underlayAddr(c)
+	if err != nil {
+		return nil, err
+	}
+	b, err := native.New(ctx, native.Config{
+		Local: local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
+		GeneveOptions: c.geneveOpts, Log: log.With("backend", "native"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the native backend on bridge %s (NIC %s): %w", c.bridge, c.nic, err)
+	}
+	return b, nil
+}
+
+// underlayAddr is --local-ip, or the first IPv4 address of the bridge's
+// interface (br-phy holds the underlay address in the userspace datapath).
+func underlayAddr(c config) (netip.Addr, error) {
+	if c.localIP != "" {
+		a, err := netip.ParseAddr(c.localIP)
+		if err != nil || !a.Is4() {
+			return netip.Addr{}, fmt.Errorf("--local-ip %q: want an IPv4 address", c.localIP)
+		}
+		return a, nil
+	}
+	ifc, err := net.InterfaceByName(c.bridge)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("bridge interface %s: %w (is ovs-vswitchd running and the bridge created? or pass --local-ip)", c.bridge, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", c.bridge, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+				return ip.Unmap(), nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("bridge %s has no IPv4 address: give it the underlay address or pass --local-ip", c.bridge)
 }
 
 // openControl writes the pidfiles and opens the unixctl sockets under

@@ -1,0 +1,510 @@
+// Package native implements backend.Backend with ovnsec's own IKEv2 engine
+// (internal/ike) and ESP engine (internal/esp) attached to Open vSwitch's
+// userspace datapath as a side-car port on br-phy (internal/datapath/
+// ovsbridge with the internal/datapath/esphook hook).
+//
+// One Backend serves one underlay address: the engine's IKE sockets are
+// bound to it and br-phy holds it. Per tunnel it configures an IKE peer
+// named "<if>-<v>" whose Child SAs carry the upstream connection names
+// ("<if>-in-<v>"/"<if>-out-<v>" with the tunnel port as selector, or
+// "<if>-<v>" for GRE), in transport mode, and a protected br-phy policy for
+// the remote address. Child SA events install, rekey (make-before-break)
+// and delete the ESP SAs in the hook, which releases the frames held while
+// no SA existed. The outbound SA towards a peer is the newest Child SA whose
+// negotiated selectors cover our tunnel packets (the "-out-" child, or
+// GRE's). The side with the lower address initiates at once; the other
+// waits Config.PeerGrace before initiating itself, so that both ends do not
+// create duplicate IKE SAs at the same moment.
+//
+// Limits: IPv4 underlays only; one tunnel per remote address (the ESP
+// table and the IKE engine key peers by address); identities are sent as
+// FQDN IDs (PSK tunnels use the addresses as FQDN strings), so PSK
+// interoperability with strongSwan/Libreswan peers that expect IP-address
+// IDs is not given.
+//
+// Close without cleanup leaves br-phy's steering and drop rules in place:
+// with the engine gone, protected traffic is dropped, never sent in clear.
+//
+// Wiring, as ovnsecd does it for --ike-daemon=native:
+//
+//	b, err := native.New(ctx, native.Config{
+//		Local:  underlayIP, // br-phy's address; the IKE engine binds 500/4500 on it
+//		Bridge: "br-phy", NIC: "eth0", // Engine (TAP port) defaults to "ovnsec0"
+//		GeneveOptions: ovsbridge.OVNGeneveOpt, // under OVN, for the overlay MTU
+//	})
+//	// then b is the reconciler's backend.Backend; b.Close(ctx, cleanup) on exit
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/datapath/esphook"
+	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
+	"github.com/ovnsec/ovnsec/internal/esp"
+	"github.com/ovnsec/ovnsec/internal/ike"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+// IKE is the part of *ike.Engine the backend uses.
+type IKE interface {
+	AddPeer(ike.Peer) error
+	RemovePeer(name string)
+	Status(name string) ike.PeerStatus
+	Initiate(name string) error
+	RekeyChild(peerName, child string) error
+	Run(ctx context.Context) error
+}
+
+// Attachment is the part of *ovsbridge.Attachment the backend uses.
+type Attachment interface {
+	SetPolicies(ctx context.Context, policies []ovsbridge.Policy) error
+	Run(ctx context.Context) error
+	Detach(ctx context.Context) error
+	PlaintextDrops(ctx context.Context) (uint64, error)
+	OverlayMTU(p ovsbridge.Policy) (int, error)
+}
+
+// Config configures the native backend.
+type Config struct {
+	// Local is the host's underlay address: br-phy's address and the
+	// address the IKE engine binds to (ports 500 and 4500). IPv4.
+	Local netip.Addr
+	// Bridge is br-phy (netdev datapath, holds Local); NIC its underlay
+	// port; Engine the TAP port name (default "ovnsec0").
+	Bridge, NIC, Engine string
+	// OVS reaches ovs-vswitchd and its database (defaults: ovs-vsctl's
+	// default database, ovs-ofctl to Bridge).
+	OVS ovsbridge.OVS
+	// Netns is the network namespace of ovs-vswitchd and the NIC ("" =
+	// ours); for tests.
+	Netns string
+	// GeneveOptions is the Geneve option length counted in the overlay MTU
+	// (ovsbridge.OVNGeneveOpt under OVN).
+	GeneveOptions int
+	// PeerGrace is how long the side with the higher address waits for
+	// the peer to bring the IKE SA up before it initiates itself; default
+	// 10 s.
+	PeerGrace time.Duration
+	// Now tells the time (initiation grace); default time.Now.
+	Now func() time.Time
+	// RekeyGrace is how long an inbound SA keeps accepting packets after
+	// it was replaced by a rekey; default 10 s.
+	RekeyGrace time.Duration
+	// NewIKE makes the IKE engine; default ike.New. Tests inject a fake or
+	// create the engine inside a namespace.
+	NewIKE func(ike.Config) (IKE, error)
+	// Creds reads certificates and keys; default FileCreds.
+	Creds CredLoader
+	Log   *slog.Logger
+}
+
+// Backend is the native IKE/ESP backend.
+type Backend struct {
+	cfg   Config
+	log   *slog.Logger
+	hook  *esphook.Hook
+	table *esp.Table
+	loop  *ovsbridge.Loop
+	att   Attachment
+	eng   IKE
+
+	life context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	// saEvents carries ESP lifetime events from the packet path (sequence
+	// numbers running out) to the rekeyer; full means dropped, and the
+	// event comes again from the next SA.
+	saEvents chan esp.Event
+
+	mu     sync.Mutex
+	closed bool
+	seq    int // Child SAs installed so far
+	// broken is why a part (IKE engine, packet loop, watcher) stopped on
+	// its own; nil while all run.
+	broken  error
+	tunnels map[string]*tunnelState // by tunnel (interface) name
+	byPeer  map[string]*tunnelState // by IKE peer name
+}
+
+// tunnelState is what the backend holds for one tunnel.
+type tunnelState struct {
+	t        tunnel.Tunnel
+	plan     *plan
+	children map[esp.SPI]*childState // installed children by inbound SPI
+	// lastEvent says what last happened to the tunnel's SAs (logs);
+	// installErr why the last Child SA could not be installed ("" if it
+	// could).
+	lastEvent, installErr string
+	// lastInit is when the tunnel was configured or last initiated late.
+	lastInit time.Time
+}
+
+// childState is one installed Child SA pair.
+type childState struct {
+	name          string
+	inSPI, outSPI esp.SPI
+	encap         esp.Encap
+	in, out       *esp.SA
+	keyBits       int
+	established   time.Time
+	seq           int  // install order, for the status line's {n}
+	carries       bool // its outbound SA carries our tunnel packets
+	localTS       []ike.TrafficSelector
+	remoteTS      []ike.TrafficSelector
+}
+
+// New attaches the engine port to br-phy (no policies yet), opens the TAP,
+// starts the packet loop, the rule watcher, the IKE engine and the SA
+// sweeper. They run until Close.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
+	if cfg.Engine == "" {
+		cfg.Engine = "ovnsec0"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	att, err := ovsbridge.Attach(ctx, ovsbridge.Config{
+		Bridge: cfg.Bridge, NIC: cfg.NIC, Engine: cfg.Engine, OVS: cfg.OVS,
+		Netns: cfg.Netns, GeneveOptions: cfg.GeneveOptions, Log: cfg.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("native backend: %w", err)
+	}
+	tap, err := ovsbridge.OpenTAP(cfg.Engine, cfg.Netns)
+	if err != nil {
+		return nil, fmt.Errorf("native backend: %w", err)
+	}
+	b, err := newBackend(cfg, att, tap)
+	if err != nil {
+		tap.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// newBackend wires the parts; tests call it with fakes.
+func newBackend(cfg Config, att Attachment, dev ovsbridge.Device) (*Backend, error) {
+	local := cfg.Local.Unmap()
+	if !local.Is4() || local.IsUnspecified() {
+		return nil, fmt.Errorf("native backend: local underlay address %v: need the unicast IPv4 address on %s", cfg.Local, cfg.Bridge)
+	}
+	cfg.Local = local
+	if cfg.RekeyGrace <= 0 {
+		cfg.RekeyGrace = 10 * time.Second
+	}
+	if cfg.PeerGrace <= 0 {
+		cfg.PeerGrace = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Creds == nil {
+		cfg.Creds = FileCreds{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.NewIKE == nil {
+		cfg.NewIKE = func(c ike.Config) (IKE, error) { return ike.New(c) }
+	}
+	table := esp.NewTable(nil)
+	b := &Backend{
+		cfg:      cfg,
+		log:      cfg.Log.With("backend", "native"),
+		table:    table,
+		hook:     esphook.New(esphook.Config{Table: table, Log: cfg.Log}),
+		att:      att,
+		tunnels:  map[string]*tunnelState{},
+		byPeer:   map[string]*tunnelState{},
+		saEvents: make(chan esp.Event, 64),
+	}
+	if err := b.hook.SetPolicies(local, nil); err != nil {
+		return nil, err
+	}
+	loop, err := ovsbridge.NewLoop(ovsbridge.LoopConfig{Device: dev, Hook: b.hook, Log: cfg.Log})
+	if err != nil {
+		return nil, fmt.Errorf("native backend: %w", err)
+	}
+	b.loop = loop
+	b.hook.SetReleaser(loop)
+	eng, err := cfg.NewIKE(ike.Config{Local: local, Handler: ike.HandlerFunc(b.handleChildSA), Logger: cfg.Log})
+	if err != nil {
+		return nil, fmt.Errorf("native backend: start IKE engine on %s: %w", local, err)
+	}
+	b.eng = eng
+	b.life, b.stop = context.WithCancel(context.Background())
+	b.goRun("packet loop", loop.Run)
+	b.goRun("br-phy watcher", att.Run)
+	b.goRun("IKE engine", eng.Run)
+	b.goRun("SA sweeper", b.sweep)
+	b.goRun("SA rekeyer", b.rekeyer)
+	return b, nil
+}
+
+// goRun runs one part until Close. A part that stops on its own breaks the
+// backend: Status then reports every tunnel down with the cause.
+func (b *Backend) goRun(what string, run func(context.Context) error) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		err := run(b.life)
+		if b.life.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("returned")
+		}
+		err = fmt.Errorf("%s stopped: %w", what, err)
+		b.log.Error("native backend broken; protected traffic is dropped (never sent in clear) until ovnsecd restarts", "err", err)
+		b.mu.Lock()
+		if b.broken == nil {
+			b.broken = err
+		}
+		b.mu.Unlock()
+	}()
+}
+
+// sweep applies SA lifetimes and ends grace periods once a second.
+func (b *Backend) sweep(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			b.hook.Sweep()
+			b.initiateLate()
+		}
+	}
+}
+
+// notifySA is every ESP SA's lifetime callback. It runs on the packet path
+// and never blocks.
+func (b *Backend) notifySA(ev esp.Event) {
+	select {
+	case b.saEvents <- ev:
+	default:
+	}
+}
+
+// rekeyer asks the IKE engine to rekey the Child SA whose ESP SA reached
+// a lifetime limit (its sequence numbers running out, under heavy
+// traffic, before the engine's time-based rekey).
+func (b *Backend) rekeyer(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-b.saEvents:
+			b.onSAEvent(ev)
+		}
+	}
+}
+
+func (b *Backend) onSAEvent(ev esp.Event) {
+	b.mu.Lock()
+	var peer, child string
+	for _, st := range b.tunnels {
+		for _, c := range st.children {
+			if (ev.Dir == esp.Outbound && c.outSPI == ev.SPI) || (ev.Dir == esp.Inbound && c.inSPI == ev.SPI) {
+				peer, child = st.plan.peer.Name, c.name
+			}
+		}
+	}
+	b.mu.Unlock()
+	if child == "" {
+		return // already replaced or removed
+	}
+	b.log.Info("ESP SA reached a lifetime limit; rekeying", "peer", peer, "child", child, "spi", ev.SPI, "dir", ev.Dir, "event", ev.Kind, "limit", ev.Limit)
+	if err := b.eng.RekeyChild(peer, child); err != nil {
+		b.log.Warn("rekey Child SA", "peer", peer, "child", child, "err", err)
+	}
+}
+
+// initiateLate initiates, from the side that waits for the peer, every
+// tunnel that has not come up within the peer grace (and again every
+// grace period while it stays down).
+func (b *Backend) initiateLate() {
+	now := b.cfg.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	for _, st := range b.tunnels {
+		if st.plan.peer.Initiate || now.Sub(st.lastInit) < b.cfg.PeerGrace {
+			continue
+		}
+		ps := b.eng.Status(st.plan.peer.Name)
+		if ps.Up() || ps.State == "connecting" {
+			continue
+		}
+		st.lastInit = now
+		if err := b.eng.Initiate(st.plan.peer.Name); err != nil {
+			b.log.Warn("initiate IKE SA", "tunnel", st.t.Name, "err", err)
+		} else {
+			b.log.Info("peer did not bring the tunnel up; initiating", "tunnel", st.t.Name, "grace", b.cfg.PeerGrace)
+		}
+	}
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "native" }
+
+// Hook returns the ESP hook (for status and metrics).
+func (b *Backend) Hook() *esphook.Hook { return b.hook }
+
+// Loop returns the packet loop (for status and metrics).
+func (b *Backend) Loop() *ovsbridge.Loop { return b.loop }
+
+// policiesLocked returns the policies of every tunnel, sorted by peer.
+func (b *Backend) policiesLocked() []ovsbridge.Policy {
+	ps := make([]ovsbridge.Policy, 0, len(b.tunnels))
+	for _, st := range b.tunnels {
+		ps = append(ps, st.plan.policy)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].PeerIP.Less(ps[j].PeerIP) })
+	return ps
+}
+
+// applyPoliciesLocked installs the current policies: hook and loop first
+// (they must know a peer before OVS steers its frames), then br-phy.
+func (b *Backend) applyPoliciesLocked(ctx context.Context) error {
+	ps := b.policiesLocked()
+	if err := b.hook.SetPolicies(b.cfg.Local, ps); err != nil {
+		return err
+	}
+	b.loop.SetPeers(ps)
+	if err := b.att.SetPolicies(ctx, ps); err != nil {
+		return fmt.Errorf("native backend: install br-phy rules: %w", err)
+	}
+	return nil
+}
+
+// Ensure implements backend.Backend.
+func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	if st, ok := b.tunnels[t.Name]; ok && st.t.Version == t.Version {
+		return unsupportedError(t.Name, st.plan.unsupported) // unchanged: leave established SAs alone
+	}
+	p, err := planTunnel(t, b.cfg.Local, b.cfg.Creds)
+	if err != nil {
+		return err
+	}
+	for name, other := range b.tunnels {
+		if name != t.Name && other.plan.remote == p.remote {
+			return fmt.Errorf("tunnel %s: remote %s is already protected by tunnel %s; the native backend supports one tunnel per remote address", t.Name, p.remote, name)
+		}
+	}
+	if old, ok := b.tunnels[t.Name]; ok {
+		b.dropLocked(old)
+	}
+	st := &tunnelState{t: t, plan: p, children: map[esp.SPI]*childState{}, lastEvent: "configured", lastInit: b.cfg.Now()}
+	b.tunnels[t.Name] = st
+	b.byPeer[p.peer.Name] = st
+	if err := b.applyPoliciesLocked(ctx); err != nil {
+		delete(b.tunnels, t.Name)
+		delete(b.byPeer, p.peer.Name)
+		return err
+	}
+	if err := b.eng.AddPeer(p.peer); err != nil {
+		delete(b.tunnels, t.Name)
+		delete(b.byPeer, p.peer.Name)
+		if aerr := b.applyPoliciesLocked(ctx); aerr != nil {
+			b.log.Warn("restore br-phy rules", "err", aerr)
+		}
+		return fmt.Errorf("native backend: configure IKE peer for %s: %w", t.Name, err)
+	}
+	b.log.Info("tunnel configured", "tunnel", t.Name, "version", t.Version, "remote", p.remote, "type", t.Type, "force_encap", p.peer.ForceEncap)
+	if mtu, err := b.att.OverlayMTU(p.policy); err == nil {
+		b.log.Info("overlay MTU for tunnel", "tunnel", t.Name, "mtu", mtu)
+	}
+	return unsupportedError(t.Name, p.unsupported)
+}
+
+// dropLocked forgets a tunnel: its IKE peer (the engine tells the peer),
+// its SAs and held frames. The caller re-applies the policies.
+func (b *Backend) dropLocked(st *tunnelState) {
+	b.eng.RemovePeer(st.plan.peer.Name)
+	b.hook.RemovePeer(st.plan.remote)
+	delete(b.byPeer, st.plan.peer.Name)
+	delete(b.tunnels, st.t.Name)
+}
+
+// Remove implements backend.Backend.
+func (b *Backend) Remove(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	st, ok := b.tunnels[name]
+	if !ok {
+		return nil
+	}
+	b.dropLocked(st)
+	b.log.Info("tunnel removed", "tunnel", name)
+	return b.applyPoliciesLocked(ctx)
+}
+
+// Loaded implements backend.Backend.
+func (b *Backend) Loaded(ctx context.Context) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	names := make([]string, 0, len(b.tunnels))
+	for n := range b.tunnels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Close implements backend.Backend. It stops the IKE engine (which deletes
+// its IKE SAs, telling the peers), the packet loop and the watcher. With
+// cleanup it also removes every SA and detaches from br-phy (NORMAL-only
+// table, no engine port); without, br-phy keeps steering protected traffic
+// to the dead engine port: it is dropped, never sent in clear.
+func (b *Backend) Close(ctx context.Context, cleanup bool) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	var errs []error
+	if cleanup {
+		for _, st := range b.tunnels {
+			b.dropLocked(st)
+		}
+	}
+	b.mu.Unlock()
+	b.stop()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("native backend: close: %w", ctx.Err()))
+	}
+	if cleanup {
+		if err := b.att.Detach(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("native backend: detach from %s: %w", b.cfg.Bridge, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var _ backend.Backend = (*Backend)(nil)

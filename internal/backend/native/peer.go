@@ -1,0 +1,233 @@
+// Peer stage: turns one CONFIGURED tunnel into what the native engine
+// needs: the IKE peer (authentication, identities, Child SAs with the
+// tunnel's selectors, proposals, forced encapsulation) and the br-phy
+// steering policy. Pure except for reading certificate and key files.
+
+package native
+
+import (
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
+	"github.com/ovnsec/ovnsec/internal/esp"
+	"github.com/ovnsec/ovnsec/internal/ike"
+	"github.com/ovnsec/ovnsec/internal/pki"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+// IP protocol numbers of the tunnel selectors.
+const (
+	protoUDP = 17
+	protoGRE = 47
+)
+
+// CredLoader reads certificates and keys; tests inject their own.
+type CredLoader interface {
+	Certificates(path string) ([]*x509.Certificate, error)
+	PrivateKey(path string) (crypto.Signer, error)
+}
+
+// FileCreds reads PEM files with internal/pki.
+type FileCreds struct{}
+
+// Certificates implements CredLoader.
+func (FileCreds) Certificates(path string) ([]*x509.Certificate, error) {
+	return pki.LoadCertificates(path)
+}
+
+// PrivateKey implements CredLoader.
+func (FileCreds) PrivateKey(path string) (crypto.Signer, error) { return pki.LoadPrivateKey(path) }
+
+// plan is everything Ensure installs for one tunnel.
+type plan struct {
+	peer     ike.Peer
+	policy   ovsbridge.Policy
+	local    netip.Addr
+	remote   netip.Addr
+	children []string // all child (conn) names
+	// unsupported lists custom options this backend ignored.
+	unsupported []string
+}
+
+// peerName is the IKE peer name of a tunnel version ("<if>-<v>", like the
+// strongswan backend's IKE connection).
+func peerName(t tunnel.Tunnel) string { return t.Name + "-" + strconv.Itoa(t.Version) }
+
+// planTunnel checks t and derives the IKE peer and the steering policy.
+// local is the underlay address the engine is bound to.
+func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, error) {
+	if t.State != tunnel.StateConfigured {
+		return nil, fmt.Errorf("tunnel %s: state %s, only CONFIGURED tunnels can be protected", t.Name, t.State)
+	}
+	remote, err := netip.ParseAddr(t.RemoteIP)
+	if err != nil || !remote.Unmap().Is4() {
+		return nil, fmt.Errorf("tunnel %s: remote_ip %q: the native backend supports IPv4 underlays only", t.Name, t.RemoteIP)
+	}
+	remote = remote.Unmap()
+	switch t.LocalIP {
+	case "", tunnel.DefaultRoute:
+	default:
+		l, err := netip.ParseAddr(t.LocalIP)
+		if err != nil || l.Unmap() != local {
+			return nil, fmt.Errorf("tunnel %s: local_ip %s is not the underlay address %s the native engine serves (br-phy's address); fix options:local_ip or the --native-local address", t.Name, t.LocalIP, local)
+		}
+	}
+	p := &plan{local: local, remote: remote}
+	p.policy = ovsbridge.Policy{PeerIP: remote, Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, Mode: ovsbridge.ModeProtected}
+	if err := p.policy.Validate(); err != nil {
+		return nil, fmt.Errorf("tunnel %s: %w", t.Name, err)
+	}
+	// Only the lower address starts the IKE SA at once (and restarts it);
+	// the other side initiates only if nothing came up within the peer
+	// grace (Backend.initiateLate). Both starting at once makes duplicate
+	// IKE SAs that the engine's collision handling may tear down on both
+	// sides.
+	peer := ike.Peer{Name: peerName(t), Local: local, Remote: remote, Initiate: local.Less(remote)}
+	if err := setAuth(&peer, t, local, remote, creds); err != nil {
+		return nil, err
+	}
+	for _, o := range t.CustomOptions {
+		switch strings.ToLower(o.Key) {
+		case "encapsulation", "forceencaps":
+			switch strings.ToLower(o.Value) {
+			case "yes", "true":
+				peer.ForceEncap = true
+			case "no", "false":
+			default:
+				return nil, fmt.Errorf("tunnel %s: option %s=%q: want yes or no", t.Name, o.Key, o.Value)
+			}
+		case "ike":
+			peer.IKEProposals = proposals(o.Value)
+		case "esp":
+			peer.ESPProposals = proposals(o.Value)
+		default:
+			p.unsupported = append(p.unsupported, o.Key)
+		}
+	}
+	if peer.ForceEncap {
+		p.policy.Encap = ovsbridge.EncapUDP4500
+	}
+	conns := t.Conns()
+	p.children = conns
+	host := func(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
+	if t.Type == tunnel.TypeGRE {
+		peer.Children = []ike.ChildConfig{{
+			Name: conns[0], Mode: esp.Transport,
+			LocalTS:  []ike.TrafficSelector{ike.PrefixTS(host(local), protoGRE)},
+			RemoteTS: []ike.TrafficSelector{ike.PrefixTS(host(remote), protoGRE)},
+		}}
+	} else {
+		port := p.policy.Port()
+		onPort := func(ts ike.TrafficSelector) ike.TrafficSelector {
+			ts.StartPort, ts.EndPort = port, port
+			return ts
+		}
+		// As ovs-monitor-ipsec: "-in-" carries what the peer sends to our
+		// tunnel port, "-out-" what we send to the peer's.
+		peer.Children = []ike.ChildConfig{
+			{Name: conns[0], Mode: esp.Transport,
+				LocalTS:  []ike.TrafficSelector{onPort(ike.PrefixTS(host(local), protoUDP))},
+				RemoteTS: []ike.TrafficSelector{ike.PrefixTS(host(remote), protoUDP)}},
+			{Name: conns[1], Mode: esp.Transport,
+				LocalTS:  []ike.TrafficSelector{ike.PrefixTS(host(local), protoUDP)},
+				RemoteTS: []ike.TrafficSelector{onPort(ike.PrefixTS(host(remote), protoUDP))}},
+		}
+	}
+	p.peer = peer
+	return p, nil
+}
+
+// proposals splits an ipsec.conf proposal list ("a-b-c,d-e!") into
+// strongSwan-notation proposals; a trailing "!" (strict) is implied.
+func proposals(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSuffix(strings.TrimSpace(s), "!")
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func setAuth(peer *ike.Peer, t tunnel.Tunnel, local, remote netip.Addr, creds CredLoader) error {
+	switch t.Auth {
+	case tunnel.AuthPSK:
+		if !t.PSK.IsSet() {
+			return fmt.Errorf("tunnel %s: PSK authentication without a PSK", t.Name)
+		}
+		peer.Auth.PSK = []byte(t.PSK.Reveal())
+		// Without certificates the identities are the addresses (sent as
+		// FQDN-type IDs: the native engine supports no other type).
+		peer.LocalID, peer.RemoteID = local.String(), remote.String()
+		return nil
+	case tunnel.AuthSelfSigned, tunnel.AuthCASigned:
+	default:
+		return fmt.Errorf("tunnel %s: authentication method %q not supported by the native backend", t.Name, t.Auth)
+	}
+	if t.Certificate == "" || t.PrivateKey == "" {
+		return fmt.Errorf("tunnel %s: certificate authentication needs other_config:certificate and private_key", t.Name)
+	}
+	chain, err := creds.Certificates(t.Certificate)
+	if err != nil {
+		return fmt.Errorf("tunnel %s: %w", t.Name, err)
+	}
+	key, err := creds.PrivateKey(t.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("tunnel %s: %w", t.Name, err)
+	}
+	peer.Auth.Cert, peer.Auth.Key = chain, key
+	peer.LocalID = t.LocalName
+	if peer.LocalID == "" {
+		peer.LocalID = chain[0].Subject.CommonName
+	}
+	peer.RemoteID = t.RemoteName
+	if peer.LocalID == "" || peer.RemoteID == "" {
+		return fmt.Errorf("tunnel %s: certificate authentication needs the local CN and the remote name (got %q and %q)", t.Name, peer.LocalID, peer.RemoteID)
+	}
+	if t.Auth == tunnel.AuthSelfSigned {
+		if t.RemoteCert == "" {
+			return fmt.Errorf("tunnel %s: self-signed authentication without options:remote_cert", t.Name)
+		}
+		rc, err := creds.Certificates(t.RemoteCert)
+		if err != nil {
+			return fmt.Errorf("tunnel %s: remote certificate: %w", t.Name, err)
+		}
+		peer.Auth.PeerCert = rc[0]
+		return nil
+	}
+	if t.CACert == "" {
+		return fmt.Errorf("tunnel %s: CA-signed authentication without other_config:ca_cert", t.Name)
+	}
+	cas, err := creds.Certificates(t.CACert)
+	if err != nil {
+		return fmt.Errorf("tunnel %s: CA certificate: %w", t.Name, err)
+	}
+	peer.Auth.CAs = cas
+	return nil
+}
+
+// partialError reports a tunnel that was applied with some options left
+// out (backend.PartialError).
+type partialError struct{ msg string }
+
+func (e *partialError) Error() string { return e.msg }
+func (e *partialError) Partial() bool { return true }
+
+func unsupportedError(name string, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	keys = append([]string(nil), keys...)
+	sort.Strings(keys)
+	return &partialError{msg: fmt.Sprintf("tunnel %s: options ipsec_%s are not supported by the native backend and were ignored", name, strings.Join(keys, ", ipsec_"))}
+}
+
+var errClosed = errors.New("native backend is closed")
