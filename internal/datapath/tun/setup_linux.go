@@ -1,0 +1,248 @@
+// setup_linux.go: building an attachment on the real system: the TUN
+// device (wireguard-go's tun, with IFF_VNET_HDR and TSO/USO offloads), its
+// address and routes (netlink) and the underlay socket, all created inside
+// a chosen network namespace.
+
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+
+	"github.com/ovnsec/ovnsec/internal/esp"
+)
+
+// System says where and how Open creates the device and the socket.
+type System struct {
+	// NetNS is the network namespace: a name under /run/netns or a path
+	// (/proc/<pid>/ns/net); empty means the caller's.
+	NetNS string
+	// Name is the TUN device name (at most 15 bytes).
+	Name string
+	// Addr is the device's inner address, e.g. 203.0.113.1/32.
+	Addr netip.Prefix
+	// Local is the underlay address and port to bind; port 0 means 4500.
+	Local netip.AddrPort
+	// UnderlayMTU is the underlay link MTU; 0 means 1500.
+	UnderlayMTU int
+	// MTU is the device MTU; 0 means TunnelMTU(UnderlayMTU), the largest
+	// inner packet whose ESP-in-UDP datagram fits the underlay.
+	MTU int
+	// NoGSO and NoGRO leave the underlay socket's UDP offloads off (for
+	// comparison and for kernels that mishandle them).
+	NoGSO, NoGRO bool
+}
+
+// TunnelMTU returns the largest inner packet whose ESP-in-UDP datagram
+// (outer IPv4 and UDP header, ESP with AES-GCM-16) fits an underlay MTU.
+func TunnelMTU(underlayMTU int) int {
+	return esp.MaxPayload(underlayMTU - 20 - esp.UDPHeaderLen)
+}
+
+// Open creates the device and socket described by sys and returns an
+// attachment over them; cfg's Device, Conn and Routes are filled in. The
+// caller runs it (Run) and closes it.
+func Open(sys System, cfg Config) (*Attachment, error) {
+	if sys.Local.Port() == 0 {
+		sys.Local = netip.AddrPortFrom(sys.Local.Addr(), esp.NATTPort)
+	}
+	if sys.UnderlayMTU == 0 {
+		sys.UnderlayMTU = 1500
+	}
+	if sys.MTU == 0 {
+		sys.MTU = TunnelMTU(sys.UnderlayMTU)
+	}
+	if sys.MTU < 576 || sys.MTU > maxPacket {
+		return nil, fmt.Errorf("tun attachment %s: MTU %d out of range (underlay MTU %d); want 576..%d", sys.Name, sys.MTU, sys.UnderlayMTU, maxPacket)
+	}
+	if sys.Name == "" || len(sys.Name) >= unix.IFNAMSIZ || strings.ContainsAny(sys.Name, "/ \t\n") {
+		return nil, fmt.Errorf("tun attachment: invalid device name %q; want 1-15 bytes without '/' or spaces", sys.Name)
+	}
+	if !sys.Addr.IsValid() {
+		return nil, fmt.Errorf("tun attachment %s: device address missing (e.g. 203.0.113.1/32)", sys.Name)
+	}
+	var (
+		dev    wgtun.Device
+		conn   *UDPConn
+		routes *nlRoutes
+	)
+	err := inNetNS(sys.NetNS, func() error {
+		var err error
+		if dev, err = wgtun.CreateTUN(sys.Name, sys.MTU); err != nil {
+			return fmt.Errorf("create TUN device %s: %w", sys.Name, err)
+		}
+		if conn, err = ListenUDP(sys.Local, UDPOptions{Batch: cfg.BatchSize, NoGSO: sys.NoGSO, NoGRO: sys.NoGRO}); err != nil {
+			return err
+		}
+		routes, err = configureLink(sys.Name, sys.Addr)
+		return err
+	})
+	if err != nil {
+		var cerr error
+		if conn != nil {
+			cerr = conn.Close()
+		}
+		if dev != nil {
+			cerr = errors.Join(cerr, dev.Close())
+		}
+		return nil, errors.Join(fmt.Errorf("tun attachment %s in netns %q: %w", sys.Name, sys.NetNS, err), cerr)
+	}
+	cfg.Device = closer{dev, routes.h.Close}
+	cfg.Conn = conn
+	cfg.Routes = routes
+	a, err := New(cfg)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close(), cfg.Device.Close())
+	}
+	// The device's link watchers block once their event channel is
+	// full: drain it until Close closes it.
+	go func() {
+		for ev := range dev.Events() {
+			a.log.Debug("tun attachment: device event", "dev", sys.Name, "event", eventName(ev))
+		}
+	}()
+	return a, nil
+}
+
+func eventName(e wgtun.Event) string {
+	switch e {
+	case wgtun.EventUp:
+		return "up"
+	case wgtun.EventDown:
+		return "down"
+	case wgtun.EventMTUUpdate:
+		return "mtu"
+	}
+	return fmt.Sprint(int(e))
+}
+
+// closer closes the device and then releases the netlink handle.
+type closer struct {
+	wgtun.Device
+	also func()
+}
+
+func (c closer) Close() error {
+	err := c.Device.Close()
+	c.also()
+	return err
+}
+
+// inNetNS runs f on an OS thread switched into the namespace ns ("" runs
+// f on the calling goroutine). File descriptors f creates (device,
+// sockets, netlink handles) stay in that namespace afterwards.
+func inNetNS(ns string, f func() error) error {
+	if ns == "" {
+		return f()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// The thread is switched into ns and back. If switching back
+		// fails the goroutine exits still locked and the runtime
+		// discards the thread rather than reuse it in the wrong netns.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		var target netns.NsHandle
+		if strings.Contains(ns, "/") {
+			target, err = netns.GetFromPath(ns)
+		} else {
+			target, err = netns.GetFromName(ns)
+		}
+		if err != nil {
+			errc <- fmt.Errorf("open netns %q (does it exist? ip netns list): %w", ns, err)
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- fmt.Errorf("enter netns %q: %w", ns, err)
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("return from netns %q: %w", ns, err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// configureLink gives the device its address, brings it up and returns a
+// route keeper holding a netlink handle in the current namespace.
+func configureLink(name string, addr netip.Prefix) (*nlRoutes, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	link, err := h.LinkByName(name)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("find link %s: %w", name, err)
+	}
+	nladdr := &netlink.Addr{IPNet: prefixNet(addr)}
+	if err := h.AddrReplace(link, nladdr); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("address %v on %s: %w", addr, name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("set %s up: %w", name, err)
+	}
+	return &nlRoutes{h: h, link: link.Attrs().Index, name: name, cur: map[netip.Prefix]bool{}}, nil
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// nlRoutes keeps one route per peer subnet through the device.
+type nlRoutes struct {
+	h    *netlink.Handle
+	link int
+	name string
+	cur  map[netip.Prefix]bool
+}
+
+// Set makes the routes through the device exactly prefixes.
+func (r *nlRoutes) Set(prefixes []netip.Prefix) error {
+	want := make(map[netip.Prefix]bool, len(prefixes))
+	var errs error
+	for _, p := range prefixes {
+		p = p.Masked()
+		want[p] = true
+		if r.cur[p] {
+			continue
+		}
+		if err := r.h.RouteReplace(&netlink.Route{LinkIndex: r.link, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("route %v dev %s: %w", p, r.name, err))
+			continue
+		}
+		r.cur[p] = true
+	}
+	for p := range r.cur {
+		if want[p] {
+			continue
+		}
+		if err := r.h.RouteDel(&netlink.Route{LinkIndex: r.link, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("remove route %v dev %s: %w", p, r.name, err))
+			continue
+		}
+		delete(r.cur, p)
+	}
+	return errs
+}
