@@ -36,8 +36,8 @@ func (s *system) registerCommands() {
 	})
 }
 
-func (s *system) cmdTunnelsShow(context.Context, []string) (string, error) {
-	views, berr := s.rec.View()
+func (s *system) cmdTunnelsShow(ctx context.Context, _ []string) (string, error) {
+	views, berr := s.rec.LiveView(ctx)
 	return renderShow(views, berr), nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -71,12 +72,13 @@ type Reconciler struct {
 
 // health is what the reconciler knows about one tunnel's protection.
 type health struct {
-	applied   int       // version last ensured successfully, 0 if none
-	failures  int       // consecutive Ensure failures
-	nextTry   time.Time // earliest next Ensure after a failure
-	lastErr   error     // last Ensure error
-	warning   error     // last Ensure's PartialError, if any
-	lastTry   time.Time // time of the last Ensure call
+	applied   int           // version last ensured successfully, 0 if none
+	appliedT  tunnel.Tunnel // the tunnel as last ensured successfully
+	failures  int           // consecutive Ensure failures
+	nextTry   time.Time     // earliest next Ensure after a failure
+	lastErr   error         // last Ensure error
+	warning   error         // last Ensure's PartialError, if any
+	lastTry   time.Time     // time of the last Ensure call
 	status    backend.TunnelStatus
 	hasStatus bool
 	wasUp     bool
@@ -179,7 +181,7 @@ func (r *Reconciler) Pass(ctx context.Context) {
 			continue
 		}
 		want[name] = true
-		if serr != nil && h.applied == t.Version && !force {
+		if serr != nil && h.isApplied(t) && !force {
 			// The backend cannot tell us anything; do not hammer it with
 			// Ensure calls for tunnels we already applied.
 			if !now.Before(h.nextTry) {
@@ -190,7 +192,7 @@ func (r *Reconciler) Pass(ctx context.Context) {
 		switch {
 		case force:
 			ensure = append(ensure, job{t, "refresh"})
-		case h.applied != t.Version:
+		case !h.isApplied(t):
 			if now.Before(h.nextTry) {
 				continue
 			}
@@ -229,6 +231,18 @@ func (r *Reconciler) Pass(ctx context.Context) {
 		r.ensure(ctx, j.t, j.reason, now)
 	}
 	r.summarise(ctx)
+}
+
+// isApplied reports whether t, as it is now, is what the backend was last
+// given. Versions alone are not enough: a tunnel removed and added again
+// under the same name starts again at version 1 with another configuration.
+func (h *health) isApplied(t tunnel.Tunnel) bool {
+	if h.applied == 0 || h.applied != t.Version {
+		return false
+	}
+	a := h.appliedT
+	a.OFPort, a.CFMState = t.OFPort, t.CFMState // status only
+	return reflect.DeepEqual(a, t)
 }
 
 func (r *Reconciler) healthOf(name string) *health {
@@ -307,6 +321,7 @@ func (r *Reconciler) ensure(ctx context.Context, t tunnel.Tunnel, why string, no
 		}
 	}
 	h.applied = t.Version
+	h.appliedT = t
 	h.failures = 0
 	h.lastErr = nil
 	h.nextTry = time.Time{}

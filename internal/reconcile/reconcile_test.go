@@ -344,3 +344,47 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Fatalf("Run returned %v", err)
 	}
 }
+
+func TestReAddedTunnelWithSameVersionIsEnsuredAgain(t *testing.T) {
+	// A port deleted and added again restarts at version 1 with another
+	// configuration; if both updates are coalesced into one pass the
+	// backend must still get the new configuration.
+	fb := &fakeBackend{upOnEnsure: true}
+	r, _, _ := newTest(t, fb)
+	ctx := context.Background()
+	r.SetDesired([]tunnel.Tunnel{geneve("tun", 1)})
+	r.Pass(ctx)
+	fb.takeCalls()
+	gre := geneve("tun", 1)
+	gre.Type = tunnel.TypeGRE
+	r.SetDesired([]tunnel.Tunnel{gre})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure tun v1"}) {
+		t.Fatalf("calls = %v, want the changed tunnel ensured again", got)
+	}
+	// A status-only change does not.
+	gre.OFPort = "7"
+	r.SetDesired([]tunnel.Tunnel{gre})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); len(got) != 0 {
+		t.Fatalf("status-only change caused %v", got)
+	}
+}
+
+func TestLiveViewReadsBackendNow(t *testing.T) {
+	fb := &fakeBackend{}
+	r, _, _ := newTest(t, fb)
+	r.SetDesired([]tunnel.Tunnel{geneve("gnv0", 1)})
+	r.Pass(context.Background())
+	fb.mu.Lock()
+	fb.status["gnv0"] = backend.TunnelStatus{Name: "gnv0", Version: 1, Phase: backend.PhaseUp}
+	fb.mu.Unlock()
+	views, _ := r.View()
+	if views[0].HasStatus {
+		t.Fatal("View should show the status of the last pass")
+	}
+	views, _ = r.LiveView(context.Background())
+	if !views[0].HasStatus || views[0].Status.Phase != backend.PhaseUp {
+		t.Fatalf("LiveView = %+v", views[0])
+	}
+}

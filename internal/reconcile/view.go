@@ -2,6 +2,7 @@
 package reconcile
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -41,6 +42,22 @@ func (r *Reconciler) View() ([]TunnelView, error) {
 		out = append(out, v)
 	}
 	return out, r.backErr
+}
+
+// LiveView is View with the backend's status read now rather than at the
+// last pass, so that tunnels/show is current (a Child SA installed a moment
+// ago shows as up at once).
+func (r *Reconciler) LiveView(ctx context.Context) ([]TunnelView, error) {
+	statuses, err := r.callStatus(ctx)
+	views, berr := r.View()
+	if err != nil {
+		return views, err
+	}
+	for i := range views {
+		st, ok := statuses[views[i].Tunnel.Name]
+		views[i].Status, views[i].HasStatus = st, ok
+	}
+	return views, berr
 }
 
 // Summary is the one-line state of a tunnel and, when it is not up, why.
