@@ -81,6 +81,29 @@ func TestCharonCaptureSeeds(t *testing.T) {
 	waitChildReplaced(t, c, s, st)
 	c.swanctl(false, "--rekey", "--ike", "ovn")
 	time.Sleep(2500 * time.Millisecond) // DPD
+	// Our requests, for charon's responses.
+	if err := s.e.RekeyChild("charon", "tun"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := s.e.CheckLiveness("charon"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := s.e.RekeyIKE("charon"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := s.e.DeleteIKE("charon"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// And a fresh IKE SA that ovnsec initiates (IKE_SA_INIT and IKE_AUTH
+	// responses, fragmented), deleted by charon.
+	if err := s.e.Initiate("charon"); err != nil {
+		t.Fatal(err)
+	}
+	checkUp(t, c, s)
 	c.swanctl(false, "--terminate", "--ike", "ovn", "--timeout", "5")
 	waitReason(t, s, "peer deleted the IKE SA")
 	rc.mu.Lock()

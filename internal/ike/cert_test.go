@@ -5,7 +5,11 @@
 package ike
 
 import (
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -166,5 +170,57 @@ func TestEngineIPv6(t *testing.T) {
 	}
 	if ts := st.Children[0].LocalTS; len(ts) != 1 || ts[0].Start != netip.MustParseAddr("::1") {
 		t.Errorf("selectors %v", ts)
+	}
+}
+
+// TestEngineCertificateIPIdentity: with no IDs configured the identities
+// are the IP addresses, which the certificates carry as SAN IP.
+func TestEngineCertificateIPIdentity(t *testing.T) {
+	ca := newCA(t, "test CA")
+	mk := func(ip string) testCert {
+		k := newKey(t, "ec")
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: ip},
+			IPAddresses: []net.IP{net.ParseIP(ip)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, k.Public(), ca.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return testCert{c, k}
+	}
+	for _, tc := range []struct {
+		name    string
+		certB   string
+		wantErr string
+	}{
+		{"match", "127.0.0.2", ""},
+		{"mismatch", "127.0.0.9", "peer ID 127.0.0.2 is not an IP address in its certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newSide(t, "127.0.0.1", nil)
+			b := newSide(t, "127.0.0.2", nil)
+			pa, pb := peerOf(a, b, "b", true), peerOf(b, a, "a", false)
+			pa.LocalID, pa.RemoteID, pb.LocalID, pb.RemoteID = "", "", "", ""
+			ca1, cb := mk("127.0.0.1"), mk(tc.certB)
+			pa.Auth = Auth{Cert: []*x509.Certificate{ca1.cert}, Key: ca1.key, CAs: []*x509.Certificate{ca.cert}}
+			pb.Auth = Auth{Cert: []*x509.Certificate{cb.cert}, Key: cb.key, CAs: []*x509.Certificate{ca.cert}}
+			if err := b.e.AddPeer(pb); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.e.AddPeer(pa); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantErr == "" {
+				waitUp(t, a, "b")
+				return
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) && !strings.Contains(a.e.Status("b").Reason, tc.wantErr) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if st := a.e.Status("b"); !strings.Contains(st.Reason, tc.wantErr) || st.Up() {
+				t.Fatalf("status %+v", st)
+			}
+		})
 	}
 }

@@ -45,6 +45,24 @@ func TestCharonLifecycle(t *testing.T) {
 				t.Errorf("rekeyed child PFS group %v", evs[1].SA.PFSGroup)
 			}
 		}, 0},
+		{"ovnsec-rekeys-child-ovsesp", func(t *testing.T, c *charon, s *side, st PeerStatus) {
+			// charon configured like OVS does (esp=aes256gcm16-modp2048),
+			// ovnsec with the default (no PFS): the rekey is retried with PFS.
+			if err := s.e.RekeyChild("charon", "tun"); err != nil {
+				t.Fatal(err)
+			}
+			waitChildReplaced(t, c, s, st)
+			if evs := s.rec.Events(); evs[1].SA.PFSGroup == message.DH_NONE {
+				t.Errorf("rekeyed child without PFS")
+			}
+		}, 0},
+		{"charon-rekeys-child-ovsesp", func(t *testing.T, c *charon, s *side, st PeerStatus) {
+			c.swanctl(false, "--rekey", "--child", "tun")
+			waitChildReplaced(t, c, s, st)
+			if evs := s.rec.Events(); evs[1].SA.PFSGroup != message.MODP_2048 {
+				t.Errorf("rekeyed child PFS group %v, want MODP_2048", evs[1].SA.PFSGroup)
+			}
+		}, 0},
 		{"ovnsec-rekeys-ike", func(t *testing.T, c *charon, s *side, st PeerStatus) {
 			if err := s.e.RekeyIKE("charon"); err != nil {
 				t.Fatal(err)
@@ -114,6 +132,9 @@ func TestCharonLifecycle(t *testing.T) {
 			if strings.HasSuffix(tc.name, "-pfs") {
 				sc.esp = "aes256gcm16-x25519"
 				p.ESPProposals = []string{"aes256gcm16-x25519"}
+			}
+			if strings.HasSuffix(tc.name, "-ovsesp") {
+				sc.esp = "aes256gcm16-modp2048"
 			}
 			c.load(sc.String())
 			p.DPDInterval = time.Second

@@ -73,10 +73,10 @@ func (sa *ikeSA) newPendingChildGroup(cfg ChildConfig, create bool, rekey *child
 		if pc.ni, err = randomBytes(p.e.rand, nonceLen); err != nil {
 			return nil, err
 		}
-		if g := p.cfg.esp[0].dh; len(g) > 0 {
-			if group == 0 {
-				group = g[0]
-			}
+		if g := p.cfg.esp[0].dh; len(g) > 0 && group == 0 {
+			group = g[0]
+		}
+		if group != 0 {
 			if pc.dh, err = suite.NewDH(group, p.e.rand); err != nil {
 				return nil, err
 			}
@@ -136,6 +136,9 @@ func (sa *ikeSA) pfsRetryGroup(pc *pendingChild, ps []message.Payload) (message.
 		return 0, false
 	}
 	for _, p := range sa.p.cfg.esp {
+		if len(p.dh) == 0 && slices.Contains(supportedDH, g) {
+			return g, true // we do not insist on a group (see match)
+		}
 		for _, d := range p.dh {
 			if d == g {
 				return g, true
@@ -143,6 +146,21 @@ func (sa *ikeSA) pfsRetryGroup(pc *pendingChild, ps []message.Payload) (message.
 		}
 	}
 	return 0, false
+}
+
+// pfsFallbackGroup says whether to retry a CREATE_CHILD_SA refused with
+// NO_PROPOSAL_CHOSEN with PFS: when we offered none, the peer may insist
+// on it (OVS's strongSwan configuration). The IKE SA's group is tried.
+func (sa *ikeSA) pfsFallbackGroup(pc *pendingChild, ps []message.Payload) (message.DHGroup, bool) {
+	if pc.dh != nil || !hasNotify(ps, message.NO_PROPOSAL_CHOSEN) {
+		return 0, false
+	}
+	for _, p := range sa.p.cfg.esp {
+		if len(p.dh) > 0 {
+			return 0, false // we configured PFS groups; the peer refused them
+		}
+	}
+	return sa.chosen.DH, true
 }
 
 // finishChild processes the responder's answer to a child we proposed.

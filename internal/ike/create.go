@@ -32,6 +32,11 @@ func (sa *ikeSA) createChildGroup(cfg ChildConfig, group message.DHGroup) {
 			sa.createChildGroup(cfg, g)
 			return
 		}
+		if g, ok := sa.pfsFallbackGroup(pc, ps); ok {
+			sa.releaseChild(pc)
+			sa.createChildGroup(cfg, g)
+			return
+		}
 		if err := sa.finishChild(pc, ps); err != nil {
 			sa.p.reason = fmt.Sprintf("child %s: %v", cfg.Name, err)
 			sa.log().Warn("ike: child SA failed", "child", cfg.Name, "err", err)
@@ -92,6 +97,12 @@ func (sa *ikeSA) rekeyChildGroup(c *childSA, group message.DHGroup) {
 		return pc.payloads(sa), nil
 	}, func(_ *message.Message, _ []byte, ps []message.Payload) {
 		if g, ok := sa.pfsRetryGroup(pc, ps); ok {
+			sa.releaseChild(pc)
+			sa.rekeyChildGroup(c, g)
+			return
+		}
+		if g, ok := sa.pfsFallbackGroup(pc, ps); ok {
+			sa.log().Info("ike: peer refused a child rekey without PFS; retrying with PFS", "group", g)
 			sa.releaseChild(pc)
 			sa.rekeyChildGroup(c, g)
 			return

@@ -33,12 +33,13 @@ type peer struct {
 	rekeys   int
 }
 
-// unlock releases mu and hands queued events to the delivery goroutine.
+// unlock hands queued events to the delivery goroutine and releases mu.
+// Queueing under mu keeps the peer's events in order; the handler runs
+// on the delivery goroutine, without any engine lock.
 func (p *peer) unlock() {
-	evs := p.events
+	p.e.events.push(p.events)
 	p.events = nil
 	p.mu.Unlock()
-	p.e.events.push(evs)
 }
 
 func (p *peer) emit(ev ChildEvent, c ChildSA) { p.events = append(p.events, event{ev, c}) }
@@ -173,8 +174,8 @@ func (sa *ikeSA) destroy() {
 	}
 }
 
-// deleteSA tells the peer (best effort, one INFORMATIONAL with Delete)
-// and then destroys the SA. restart re-initiates if we are the initiator.
+// deleteSA tells the peer (best effort: one INFORMATIONAL with Delete, not
+// retransmitted) and destroys the SA; reason, if set, shows in Status.
 func (sa *ikeSA) deleteSA(reason string) {
 	if sa.state == stateDead {
 		return
@@ -244,7 +245,10 @@ func (sa *ikeSA) setEstablished() {
 		// The peer restarted and has no state of the old SA any more.
 		old.destroy()
 		p.ike = sa
-	case old.state == stateEstablished || old.state == stateDeleting:
+	case old.state == stateDeleting:
+		p.others = append(p.others, old)
+		p.ike = sa
+	case old.state == stateEstablished:
 		// Both sides initiated at once and two IKE SAs came up. Both
 		// sides keep the same one: the SA with the lowest nonce goes,
 		// deleted by its initiator (like rekey collisions, §2.8.1).

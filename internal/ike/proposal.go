@@ -89,6 +89,11 @@ func (p proposal) toWire(num uint8, spi []byte, dhFirst message.DHGroup, withDH 
 	}
 	if withDH {
 		dh := p.dh
+		if len(dh) == 0 {
+			// PFS we do not insist on (the peer wants it): offer every
+			// group we implement, the one of our KE payload first.
+			dh = supportedDH
+		}
 		if dhFirst != 0 && slices.Contains(dh, dhFirst) {
 			dh = append([]message.DHGroup{dhFirst}, slices.DeleteFunc(slices.Clone(dh), func(g message.DHGroup) bool { return g == dhFirst })...)
 		}
@@ -205,17 +210,27 @@ func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool)
 		}
 		sel.Transforms = append(sel.Transforms, message.Transform{Type: message.TransformDH, ID: uint16(g)})
 	case len(o.dh) == 0 && !peerNoDH:
-		// The peer requires PFS we do not configure: accept DH_NONE if it
-		// offers it among its groups.
+		// The peer asks for PFS we do not configure: without its KE (no
+		// CREATE_CHILD_SA) only DH_NONE will do; with it, accept any group
+		// we implement (OVS configures strongSwan with
+		// esp=aes256gcm16-modp2048, Libreswan with pfs=yes).
 		okNone := false
 		for _, tr := range theirDH {
 			if message.DHGroup(tr.ID) == message.DH_NONE {
 				okNone = true
 			}
 		}
-		if !okNone {
+		if okNone && !wantDH {
+			break
+		}
+		if !wantDH {
 			return sel, false
 		}
+		g, ok := pickDH(supportedDH, theirDH, keGroup)
+		if !ok {
+			return sel, false
+		}
+		sel.Transforms = append(sel.Transforms, message.Transform{Type: message.TransformDH, ID: uint16(g)})
 	case len(o.dh) > 0 && peerNoDH:
 		return sel, false // we require PFS
 	case len(o.dh) > 0:
@@ -254,6 +269,9 @@ func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool)
 	}
 	return sel, true
 }
+
+// supportedDH are the groups suite implements, in our order of preference.
+var supportedDH = []message.DHGroup{message.CURVE_25519, message.ECP_256, message.MODP_2048}
 
 func pickDH(ours []message.DHGroup, theirs []message.Transform, keGroup message.DHGroup) (message.DHGroup, bool) {
 	offered := func(g message.DHGroup) bool {

@@ -123,7 +123,9 @@ func TestChooseESP(t *testing.T) {
 		dh     message.DHGroup
 	}{
 		{"plain", "aes256gcm16", "aes256gcm16", 0, true, 0},
-		{"peer wants PFS we lack", "aes256gcm16", "aes256gcm16-modp2048", message.MODP_2048, false, 0},
+		{"peer wants PFS we do not configure", "aes256gcm16", "aes256gcm16-modp2048", message.MODP_2048, true, message.MODP_2048},
+		{"peer wants PFS in IKE_AUTH (no KE)", "aes256gcm16", "aes256gcm16-modp2048", 0, false, 0},
+		{"peer wants an unsupported PFS group", "aes256gcm16", "aes256gcm16-ecp256", message.ECP_384, true, message.ECP_256},
 		{"we want PFS, peer none", "aes256gcm16-modp2048", "aes256gcm16", 0, false, 0},
 		{"both PFS", "aes256gcm16-x25519", "aes256gcm16-x25519", message.CURVE_25519, true, message.CURVE_25519},
 		{"esn mismatch", "aes256gcm16-esn", "aes256gcm16-noesn", 0, false, 0},
