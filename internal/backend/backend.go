@@ -93,3 +93,13 @@ func IsPartial(err error) bool {
 	var p PartialError
 	return errors.As(err, &p) && p.Partial()
 }
+
+// Blocker is implemented by backends that can keep a tunnel's packets from
+// crossing in plaintext without protecting it. The reconciler blocks
+// INVALID tunnels that carry IPsec options: IPsec is required for them, so
+// until the configuration is fixed their packets must be dropped, not sent
+// in clear. Block replaces whatever the backend held for t.Name; Remove
+// lifts the block.
+type Blocker interface {
+	Block(ctx context.Context, t tunnel.Tunnel) error
+}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -74,6 +73,7 @@ type Reconciler struct {
 type health struct {
 	applied   int           // version last ensured successfully, 0 if none
 	appliedT  tunnel.Tunnel // the tunnel as last ensured successfully
+	blocked   bool          // appliedT is blocked (INVALID), not protected
 	failures  int           // consecutive Ensure failures
 	nextTry   time.Time     // earliest next Ensure after a failure
 	lastErr   error         // last Ensure error
@@ -167,6 +167,7 @@ func (r *Reconciler) Pass(ctx context.Context) {
 		reason string
 	}
 	var ensure []job
+	var block []tunnel.Tunnel
 	want := map[string]bool{}
 	for _, name := range r.order {
 		t := r.desired[name]
@@ -176,6 +177,15 @@ func (r *Reconciler) Pass(ctx context.Context) {
 		} else {
 			h.hasStatus = false
 			h.status = backend.TunnelStatus{}
+		}
+		if t.State == tunnel.StateInvalid {
+			if r.canBlock(t) {
+				want[name] = true
+				if !(h.blocked && h.isApplied(t)) && !now.Before(h.nextTry) {
+					block = append(block, t)
+				}
+			}
+			continue
 		}
 		if t.State != tunnel.StateConfigured {
 			continue
@@ -192,7 +202,7 @@ func (r *Reconciler) Pass(ctx context.Context) {
 		switch {
 		case force:
 			ensure = append(ensure, job{t, "refresh"})
-		case !h.isApplied(t):
+		case !h.isApplied(t) || h.blocked:
 			if now.Before(h.nextTry) {
 				continue
 			}
@@ -227,6 +237,9 @@ func (r *Reconciler) Pass(ctx context.Context) {
 	for _, name := range remove {
 		r.remove(ctx, name)
 	}
+	for _, t := range block {
+		r.block(ctx, t, now)
+	}
 	for _, j := range ensure {
 		r.ensure(ctx, j.t, j.reason, now)
 	}
@@ -237,12 +250,7 @@ func (r *Reconciler) Pass(ctx context.Context) {
 // given. Versions alone are not enough: a tunnel removed and added again
 // under the same name starts again at version 1 with another configuration.
 func (h *health) isApplied(t tunnel.Tunnel) bool {
-	if h.applied == 0 || h.applied != t.Version {
-		return false
-	}
-	a := h.appliedT
-	a.OFPort, a.CFMState = t.OFPort, t.CFMState // status only
-	return reflect.DeepEqual(a, t)
+	return h.applied != 0 && h.applied == t.Version && h.appliedT.SameConfig(t)
 }
 
 func (r *Reconciler) healthOf(name string) *health {
@@ -322,9 +330,39 @@ func (r *Reconciler) ensure(ctx context.Context, t tunnel.Tunnel, why string, no
 	}
 	h.applied = t.Version
 	h.appliedT = t
+	h.blocked = false
 	h.failures = 0
 	h.lastErr = nil
 	h.nextTry = time.Time{}
+}
+
+// canBlock reports whether the backend can block t's packets: it must
+// implement backend.Blocker and t must name a usable remote address.
+func (r *Reconciler) canBlock(t tunnel.Tunnel) bool {
+	_, ok := r.be.(backend.Blocker)
+	_, addr := t.RemoteAddr()
+	return ok && addr
+}
+
+// block keeps an INVALID tunnel's packets from crossing in plaintext.
+func (r *Reconciler) block(ctx context.Context, t tunnel.Tunnel, now time.Time) {
+	cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
+	err := r.be.(backend.Blocker).Block(cctx, t)
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.healthOf(t.Name)
+	h.lastTry = now
+	if err != nil {
+		h.failures++
+		h.lastErr = err
+		h.nextTry = now.Add(r.backoff(h.failures))
+		r.log.Warn("Failed to block the plaintext of an invalid tunnel", "tunnel", t.Name, "err", err)
+		return
+	}
+	r.log.Warn("Tunnel "+t.Name+" is invalid; its tunnel packets are dropped until the configuration is fixed", "remote_ip", t.RemoteIP)
+	h.applied, h.appliedT, h.blocked = t.Version, t, true
+	h.failures, h.lastErr, h.nextTry = 0, nil, time.Time{}
 }
 
 func (r *Reconciler) remove(ctx context.Context, name string) {

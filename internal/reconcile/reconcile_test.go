@@ -388,3 +388,49 @@ func TestLiveViewReadsBackendNow(t *testing.T) {
 		t.Fatalf("LiveView = %+v", views[0])
 	}
 }
+
+// blockingBackend is a fakeBackend that also blocks.
+type blockingBackend struct{ *fakeBackend }
+
+func (b blockingBackend) Block(_ context.Context, t tunnel.Tunnel) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, "block "+t.Name+" v"+itoa(t.Version))
+	return nil
+}
+
+func TestInvalidTunnelIsBlockedNotRemoved(t *testing.T) {
+	fb := &fakeBackend{upOnEnsure: true, status: map[string]backend.TunnelStatus{}}
+	var logs bytes.Buffer
+	clk := newClock()
+	r := New(blockingBackend{fb}, slog.New(slog.NewTextHandler(&logs, nil)), Options{Now: clk.Now})
+	ctx := context.Background()
+	r.SetDesired([]tunnel.Tunnel{geneve("tun", 1)})
+	r.Pass(ctx)
+	fb.takeCalls()
+
+	bad := geneve("tun", 2)
+	bad.RemoteIP, bad.State, bad.Reason = "192.0.2.2", tunnel.StateInvalid, ": must choose a authentication method"
+	r.SetDesired([]tunnel.Tunnel{bad})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"block tun v2"}) {
+		t.Fatalf("calls = %v, want a block and no remove", got)
+	}
+	r.Pass(ctx)
+	if got := fb.takeCalls(); len(got) != 0 {
+		t.Fatalf("blocked tunnel blocked again: %v", got)
+	}
+	// Without a usable address there is nothing to block: removed.
+	bad.Version, bad.RemoteIP = 3, ""
+	r.SetDesired([]tunnel.Tunnel{bad})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"remove tun"}) {
+		t.Fatalf("calls = %v", got)
+	}
+	// Fixed: ensured.
+	r.SetDesired([]tunnel.Tunnel{geneve("tun", 4)})
+	r.Pass(ctx)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure tun v4"}) {
+		t.Fatalf("calls = %v", got)
+	}
+}

@@ -5,7 +5,11 @@
 // (FileCertReader reads PEM files with crypto/x509).
 package tunnel
 
-import "strconv"
+import (
+	"net/netip"
+	"reflect"
+	"strconv"
+)
 
 // State is a tunnel's configuration state, as tunnels/show prints it.
 type State string
@@ -120,4 +124,18 @@ func (t Tunnel) Conns() []string {
 		return []string{t.Name + "-" + v}
 	}
 	return []string{t.Name + "-in-" + v, t.Name + "-out-" + v}
+}
+
+// SameConfig reports whether t and u configure the same protection: every
+// field but the status-only ones (OFPort, CFMState) is equal. Versions alone
+// cannot tell: a tunnel removed and added again restarts at version 1.
+func (t Tunnel) SameConfig(u Tunnel) bool {
+	u.OFPort, u.CFMState = t.OFPort, t.CFMState
+	return reflect.DeepEqual(t, u)
+}
+
+// RemoteAddr returns RemoteIP as an address, if it is one.
+func (t Tunnel) RemoteAddr() (netip.Addr, bool) {
+	a, err := netip.ParseAddr(t.RemoteIP)
+	return a, err == nil
 }

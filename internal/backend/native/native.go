@@ -130,8 +130,9 @@ type Backend struct {
 	// broken is why a part (IKE engine, packet loop, watcher) stopped on
 	// its own; nil while all run.
 	broken  error
-	tunnels map[string]*tunnelState // by tunnel (interface) name
-	byPeer  map[string]*tunnelState // by IKE peer name
+	tunnels map[string]*tunnelState  // by tunnel (interface) name
+	byPeer  map[string]*tunnelState  // by IKE peer name
+	blocked map[string]blockedTunnel // INVALID tunnels whose packets are dropped
 }
 
 // tunnelState is what the backend holds for one tunnel.
@@ -372,8 +373,7 @@ func (b *Backend) policiesLocked() []ovsbridge.Policy {
 	for _, st := range b.tunnels {
 		ps = append(ps, st.plan.policy)
 	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].PeerIP.Less(ps[j].PeerIP) })
-	return ps
+	return b.blockedPoliciesLocked(ps)
 }
 
 // applyPoliciesLocked installs the current policies: hook and loop first
@@ -397,7 +397,7 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	if b.closed {
 		return errClosed
 	}
-	if st, ok := b.tunnels[t.Name]; ok && st.t.Version == t.Version {
+	if st, ok := b.tunnels[t.Name]; ok && st.t.SameConfig(t) {
 		return unsupportedError(t.Name, st.plan.unsupported) // unchanged: leave established SAs alone
 	}
 	p, err := planTunnel(t, b.cfg.Local, b.cfg.Creds)
@@ -415,7 +415,12 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	st := &tunnelState{t: t, plan: p, children: map[esp.SPI]*childState{}, lastEvent: "configured", lastInit: b.cfg.Now()}
 	b.tunnels[t.Name] = st
 	b.byPeer[p.peer.Name] = st
+	wasBlocked, isBlocked := b.blocked[t.Name]
+	delete(b.blocked, t.Name) // the protected policy below replaces the block
 	if err := b.applyPoliciesLocked(ctx); err != nil {
+		if isBlocked {
+			b.blocked[t.Name] = wasBlocked
+		}
 		delete(b.tunnels, t.Name)
 		delete(b.byPeer, p.peer.Name)
 		return err
@@ -451,6 +456,13 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	if b.closed {
 		return errClosed
 	}
+	if _, ok := b.blocked[name]; ok {
+		delete(b.blocked, name)
+		b.log.Info("tunnel unblocked", "tunnel", name)
+		if _, ok := b.tunnels[name]; !ok {
+			return b.applyPoliciesLocked(ctx)
+		}
+	}
 	st, ok := b.tunnels[name]
 	if !ok {
 		return nil
@@ -464,8 +476,11 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 func (b *Backend) Loaded(ctx context.Context) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	names := make([]string, 0, len(b.tunnels))
+	names := make([]string, 0, len(b.tunnels)+len(b.blocked))
 	for n := range b.tunnels {
+		names = append(names, n)
+	}
+	for n := range b.blocked {
 		names = append(names, n)
 	}
 	sort.Strings(names)

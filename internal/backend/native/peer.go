@@ -93,7 +93,14 @@ func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, err
 	if err := setAuth(&peer, t, local, remote, creds); err != nil {
 		return nil, err
 	}
+	var life lifetimes
 	for _, o := range t.CustomOptions {
+		if kind := lifetimeOption(o.Key); kind != lifeNone {
+			if err := life.set(kind, o.Key, o.Value); err != nil {
+				return nil, fmt.Errorf("tunnel %s: %w", t.Name, err)
+			}
+			continue
+		}
 		switch strings.ToLower(o.Key) {
 		case "encapsulation", "forceencaps":
 			switch strings.ToLower(o.Value) {
@@ -110,6 +117,9 @@ func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, err
 		default:
 			p.unsupported = append(p.unsupported, o.Key)
 		}
+	}
+	if err := life.apply(&peer); err != nil {
+		return nil, fmt.Errorf("tunnel %s: %w", t.Name, err)
 	}
 	if peer.ForceEncap {
 		p.policy.Encap = ovsbridge.EncapUDP4500

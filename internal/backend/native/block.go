@@ -1,0 +1,79 @@
+// Block: INVALID tunnels that carry IPsec options still require IPsec, so
+// their packets are steered and dropped like those of a protected peer that
+// has no SA yet: outbound frames wait in the bounded hold queue and are
+// dropped, inbound plaintext is dropped by OVS. No IKE peer is configured.
+package native
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+// blockedTunnel is an INVALID tunnel whose packets are dropped.
+type blockedTunnel struct {
+	t      tunnel.Tunnel
+	policy ovsbridge.Policy
+}
+
+// Block implements backend.Blocker.
+func (b *Backend) Block(ctx context.Context, t tunnel.Tunnel) error {
+	remote, ok := t.RemoteAddr()
+	if !ok || !remote.Is4() {
+		return fmt.Errorf("tunnel %s: cannot block remote_ip %q: the native backend needs an IPv4 address", t.Name, t.RemoteIP)
+	}
+	p := ovsbridge.Policy{PeerIP: remote, Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, Mode: ovsbridge.ModeProtected}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("tunnel %s: %w", t.Name, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	if old, ok := b.tunnels[t.Name]; ok {
+		b.dropLocked(old)
+	}
+	if b.blocked == nil {
+		b.blocked = map[string]blockedTunnel{}
+	}
+	b.blocked[t.Name] = blockedTunnel{t: t, policy: p}
+	if err := b.applyPoliciesLocked(ctx); err != nil {
+		return err
+	}
+	b.log.Warn("tunnel blocked: its configuration is invalid, so its packets are dropped", "tunnel", t.Name, "remote", remote)
+	return nil
+}
+
+// blockedPoliciesLocked adds the blocked tunnels' policies to ps, skipping
+// peers a protected tunnel already covers.
+func (b *Backend) blockedPoliciesLocked(ps []ovsbridge.Policy) []ovsbridge.Policy {
+	for _, bt := range b.blocked {
+		dup := false
+		for _, p := range ps {
+			if p.PeerIP == bt.policy.PeerIP && p.Proto == bt.policy.Proto {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			ps = append(ps, bt.policy)
+		}
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].PeerIP.Less(ps[j].PeerIP) })
+	return ps
+}
+
+// blockedStatusLocked reports blocked tunnels.
+func (b *Backend) blockedStatusLocked(out map[string]backend.TunnelStatus) {
+	for name, bt := range b.blocked {
+		out[name] = backend.TunnelStatus{
+			Name: name, Version: bt.t.Version, Phase: backend.PhaseDown,
+			Reason: fmt.Sprintf("blocked: the configuration is invalid, so tunnel packets to and from %s are dropped, never sent in clear", bt.policy.PeerIP),
+		}
+	}
+}
