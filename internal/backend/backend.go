@@ -103,3 +103,14 @@ func IsPartial(err error) bool {
 type Blocker interface {
 	Block(ctx context.Context, t tunnel.Tunnel) error
 }
+
+// Preparer is implemented by backends that can protect a set of tunnels'
+// packets (drop them until their SAs exist) in one step, before ensuring the
+// tunnels one by one. The reconciler calls Prepare with every tunnel it is
+// about to ensure, so that a host switching many tunnels to IPsec at once
+// (OVN's ipsec=true, or ovnsecd starting up) protects all of them together
+// instead of leaving the later ones in plaintext while the first ones are
+// configured.
+type Preparer interface {
+	Prepare(ctx context.Context, tunnels []tunnel.Tunnel) error
+}

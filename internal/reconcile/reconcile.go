@@ -240,6 +240,17 @@ func (r *Reconciler) Pass(ctx context.Context) {
 	for _, t := range block {
 		r.block(ctx, t, now)
 	}
+	if pr, ok := r.be.(backend.Preparer); ok && len(ensure) > 1 {
+		ts := make([]tunnel.Tunnel, len(ensure))
+		for i, j := range ensure {
+			ts[i] = j.t
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
+		if err := pr.Prepare(cctx, ts); err != nil {
+			r.log.Warn("Failed to protect the tunnels before configuring them", "tunnels", len(ts), "err", err)
+		}
+		cancel()
+	}
 	for _, j := range ensure {
 		r.ensure(ctx, j.t, j.reason, now)
 	}

@@ -14,10 +14,50 @@ import (
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
-// blockedTunnel is an INVALID tunnel whose packets are dropped.
+// blockedTunnel is an INVALID tunnel whose packets are dropped, or (with
+// prepared) a tunnel about to be ensured whose packets are dropped until
+// then.
 type blockedTunnel struct {
-	t      tunnel.Tunnel
-	policy ovsbridge.Policy
+	t        tunnel.Tunnel
+	policy   ovsbridge.Policy
+	prepared bool
+}
+
+// Prepare implements backend.Preparer: one br-phy install protects every
+// tunnel about to be ensured, so none of them leaks plaintext while the
+// others are configured one by one.
+func (b *Backend) Prepare(ctx context.Context, ts []tunnel.Tunnel) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	added := 0
+	for _, t := range ts {
+		if _, ok := b.tunnels[t.Name]; ok {
+			continue // already protected (its policy stays while it changes)
+		}
+		if _, ok := b.blocked[t.Name]; ok {
+			continue
+		}
+		remote, ok := t.RemoteAddr()
+		if !ok || !remote.Is4() {
+			continue
+		}
+		p := ovsbridge.Policy{PeerIP: remote, Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, Mode: ovsbridge.ModeProtected}
+		if p.Validate() != nil {
+			continue
+		}
+		if b.blocked == nil {
+			b.blocked = map[string]blockedTunnel{}
+		}
+		b.blocked[t.Name] = blockedTunnel{t: t, policy: p, prepared: true}
+		added++
+	}
+	if added == 0 {
+		return nil
+	}
+	return b.applyPoliciesLocked(ctx)
 }
 
 // Block implements backend.Blocker.
@@ -71,6 +111,9 @@ func (b *Backend) blockedPoliciesLocked(ps []ovsbridge.Policy) []ovsbridge.Polic
 // blockedStatusLocked reports blocked tunnels.
 func (b *Backend) blockedStatusLocked(out map[string]backend.TunnelStatus) {
 	for name, bt := range b.blocked {
+		if bt.prepared {
+			continue // not configured yet: the reconciler will ensure it
+		}
 		out[name] = backend.TunnelStatus{
 			Name: name, Version: bt.t.Version, Phase: backend.PhaseDown,
 			Reason: fmt.Sprintf("blocked: the configuration is invalid, so tunnel packets to and from %s are dropped, never sent in clear", bt.policy.PeerIP),

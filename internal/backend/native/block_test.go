@@ -79,3 +79,32 @@ func TestBlockNeedsAnAddress(t *testing.T) {
 		t.Fatalf("policy left after Remove")
 	}
 }
+
+func TestPrepareProtectsAllAtOnce(t *testing.T) {
+	r := newRig(t)
+	a := geneveTunnel(1)
+	c := geneveTunnel(1)
+	c.Name, c.RemoteIP = "ovn-c-0", "198.51.100.3"
+	sets := r.att.sets
+	if err := r.b.Prepare(ctx, []tunnel.Tunnel{a, c}); err != nil {
+		t.Fatal(err)
+	}
+	if r.att.sets != sets+1 || len(r.att.get()) != 2 {
+		t.Fatalf("Prepare: %d installs, policies %+v; want one install protecting both", r.att.sets-sets, r.att.get())
+	}
+	if st, _ := r.b.Status(ctx); len(st) != 0 {
+		t.Errorf("prepared tunnels reported as configured: %+v", st)
+	}
+	if err := r.b.Ensure(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 2 {
+		t.Fatalf("after Ensure of one: policies %+v, want both still protected", got)
+	}
+	if err := r.b.Remove(ctx, c.Name); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 1 {
+		t.Fatalf("after Remove of the prepared one: %+v", got)
+	}
+}
