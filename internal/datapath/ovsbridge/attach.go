@@ -62,7 +62,9 @@ type Attachment struct {
 	policies []Policy
 	flows    []Flow
 	engPort  string // engine ofport at the last install
-	underlay atomic.Int64
+	// inherited: the previous run's rules are kept until SetPolicies.
+	inherited bool
+	underlay  atomic.Int64
 
 	installs atomic.Uint64
 }
@@ -115,10 +117,35 @@ func Attach(ctx context.Context, cfg Config) (*Attachment, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.protectsPeers(ctx) {
+		// A previous ovnsecd left rules that protect peers. Replacing them
+		// now with a table that protects none would send those peers'
+		// tunnel packets in clear until the tunnels are configured again,
+		// so keep them until the first SetPolicies (they steer to the
+		// engine port, where nothing is sent without an SA: fail closed).
+		a.inherited = true
+		if err := a.cfg.OVS.SetNoFlood(ctx, a.cfg.Engine); err != nil {
+			return nil, err
+		}
+		ports, err := a.cfg.OVS.Ports(ctx)
+		if err != nil {
+			return nil, err
+		}
+		a.engPort = ports[a.cfg.Engine].OFPort
+		a.log.Info("keeping the br-phy rules of the previous run until the tunnels are configured again")
+		return a, nil
+	}
 	if err := a.installLocked(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// protectsPeers reports whether br-phy already holds our rules dropping
+// plaintext from at least one peer.
+func (a *Attachment) protectsPeers(ctx context.Context) bool {
+	got, err := a.cfg.OVS.DumpFlows(ctx, uint64(a.cfg.Cookie)|uint64(KindDropPlaintext), ^uint64(0))
+	return err == nil && len(got) > 0
 }
 
 // nicMTU returns the underlay port's MTU: from the kernel interface, or,
@@ -189,6 +216,7 @@ func (a *Attachment) SetPolicies(ctx context.Context, policies []Policy) error {
 		a.flows = old
 		return err
 	}
+	a.inherited = false
 	a.policies = append(a.policies[:0:0], policies...)
 	for _, p := range policies {
 		if mtu, err := a.OverlayMTU(p); err != nil {
@@ -229,6 +257,9 @@ func (a *Attachment) Check(ctx context.Context) (bool, error) {
 	default:
 		// All flows, not only ours: ovnsec owns br-phy's table, and a
 		// foreign flow could bypass the steering or the drops.
+		if a.inherited && a.protectsPeers(ctx) {
+			break // the previous run's rules stay until SetPolicies
+		}
 		got, err := a.cfg.OVS.DumpFlows(ctx, 0, 0)
 		if err != nil {
 			return false, err

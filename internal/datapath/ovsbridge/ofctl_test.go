@@ -130,12 +130,21 @@ func (f *fakeOVS) Run(_ context.Context, stdin, name string, args ...string) (st
 		f.replaces++
 		return "", nil
 	case strings.Contains(cmd, "dump-flows"):
+		var want, mask uint64
+		if sel := args[len(args)-1]; strings.HasPrefix(sel, "cookie=") {
+			fmt.Sscanf(strings.Replace(strings.TrimPrefix(sel, "cookie="), "/", " ", 1), "%v %v", &want, &mask)
+		}
 		var b strings.Builder
 		for _, l := range strings.Split(strings.TrimSpace(f.flows), "\n") {
 			if l == "" {
 				continue
 			}
 			c, rest, _ := strings.Cut(strings.TrimPrefix(l, "cookie="), ",")
+			var cv uint64
+			fmt.Sscanf(c, "%v", &cv)
+			if cv&mask != want&mask {
+				continue
+			}
 			fmt.Fprintf(&b, " cookie=%s, duration=1s, table=0, n_packets=5, n_bytes=500, %s\n", c, strings.Replace(strings.TrimPrefix(rest, "table=0,"), ",actions=", " actions=", 1))
 		}
 		return b.String(), nil
@@ -298,5 +307,43 @@ func TestAttachmentCounters(t *testing.T) {
 	last := f.calls[len(f.calls)-1]
 	if !strings.Contains(last, "cookie=0xab05/0xffffffffffffffff") {
 		t.Errorf("PlaintextDrops selector: %s", last)
+	}
+}
+
+func TestAttachmentKeepsInheritedProtection(t *testing.T) {
+	// A previous run protected a peer; the new run must not replace those
+	// rules with an empty table before its tunnels are configured again.
+	f := &fakeOVS{ports: map[string]PortInfo{"nic0": {OFPort: "1"}}}
+	tick := make(chan time.Time)
+	old := testAttachment(t, f, tick)
+	peer := Policy{PeerIP: netip.MustParseAddr("198.51.100.2"), Proto: ProtoGeneve, Mode: ModeProtected}
+	if err := old.SetPolicies(context.Background(), []Policy{peer}); err != nil {
+		t.Fatal(err)
+	}
+	protected := f.flows
+	a := &Attachment{cfg: old.cfg, bc: old.bc, log: testLogger(t)}
+	a.flows, _ = Rules(a.bc, nil)
+	if !a.protectsPeers(context.Background()) {
+		t.Fatal("protectsPeers does not see the previous run's drop rules")
+	}
+	a.inherited = true
+	a.engPort = "9"
+	if re, err := a.Check(context.Background()); err != nil || re {
+		t.Fatalf("Check replaced the inherited table (reinstalled=%v, err=%v)", re, err)
+	}
+	if f.flows != protected {
+		t.Fatal("inherited rules changed before SetPolicies")
+	}
+	if err := a.SetPolicies(context.Background(), []Policy{peer}); err != nil {
+		t.Fatal(err)
+	}
+	if a.inherited {
+		t.Fatal("SetPolicies did not end the inherited state")
+	}
+	// After a vswitchd restart the inherited rules are gone: Check installs.
+	a.inherited = true
+	f.restart("9")
+	if re, err := a.Check(context.Background()); err != nil || !re {
+		t.Fatalf("Check after restart: reinstalled=%v err=%v", re, err)
 	}
 }
