@@ -1,0 +1,664 @@
+// Leak tests: the security promise of ipsec=true under stress. One demo
+// cluster (scripts/demo.sh, native backend) and one underlay capture for
+// the whole test; every phase requires zero plaintext Geneve (and zero
+// other non-ESP, non-IKE packets) between the chassis once every tunnel
+// carries remote_name: the ipsec=true switch-over, kill -9 of ovnsecd and
+// its restart, an ovs-vswitchd restart, forged plaintext Geneve, Child and
+// IKE SA rekeys under 10 ms pings with short lifetimes, and the peer's
+// ovnsecd stopped past the Child SA's hard lifetime.
+//
+// The tests of this package that use the demo cluster (its ovd-* names are
+// fixed) never call t.Parallel, so they run one after the other; the
+// cluster is left by `make demo-down` in t.Cleanup. Another process's demo
+// cluster (ovd-central exists) is waited for, never torn down.
+package e2e
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovnsec/ovnsec/internal/testenv"
+)
+
+// leakState is the demo's state directory for this test: the daemons'
+// sockets live there, so another cluster's leftovers cannot reach ours.
+const leakState = "/tmp/ovnsec-leak-demo"
+
+// leakEnv is the demo cluster plus what the leak phases share.
+type leakEnv struct {
+	*demoEnv
+	cap *leakCapture
+	// protected is when every tunnel port was seen with remote_name.
+	protected time.Time
+	// forgedMark identifies the injected packets in the capture.
+	forgedMark string
+	forged     []byte // the IP packet replayed (plaintext Geneve ch1 -> ch2)
+	// ready: IPsec is on and every tunnel was up; afterSwitch is when the
+	// switch-over phase ended.
+	ready       bool
+	afterSwitch time.Time
+}
+
+func (l *leakEnv) rundir(i int) string { return filepath.Join(l.vars["DEMO_STATE"], l.chassis[i]) }
+
+// ctl is chassis i's current ovnsecd control socket (it changes with the pid).
+func (l *leakEnv) ctl(i int) string {
+	b, err := os.ReadFile(filepath.Join(l.rundir(i), "ovnsecd.pid"))
+	if err != nil {
+		return l.ctls[i]
+	}
+	return filepath.Join(l.rundir(i), "ovnsecd."+strings.TrimSpace(string(b))+".ctl")
+}
+
+func (l *leakEnv) show(i int) ([]demoShownTunnel, string, error) {
+	out, err := demoRun(10*time.Second, "ovs-appctl", "--timeout=5", "-t", l.ctl(i), "tunnels/show")
+	if err != nil {
+		return nil, "", err
+	}
+	var shown []demoShownTunnel
+	for _, ln := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(ln, "Interface name: "):
+			shown = append(shown, demoShownTunnel{header: strings.TrimPrefix(ln, "Interface name: ")})
+		case len(shown) > 0 && strings.HasPrefix(strings.TrimSpace(ln), "Status:"):
+			shown[len(shown)-1].status = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(ln), "Status:"))
+		}
+	}
+	return shown, out, nil
+}
+
+// allUp checks that every chassis lists all its tunnels as up.
+func (l *leakEnv) allUp() error {
+	for i, ch := range l.chassis {
+		shown, _, err := l.show(i)
+		if err != nil {
+			return err
+		}
+		if len(shown) != len(l.chassis)-1 {
+			return fmt.Errorf("%s lists %d tunnels", ch, len(shown))
+		}
+		for _, s := range shown {
+			if s.status != "up" {
+				return fmt.Errorf("%s %s: Status %q", ch, s.header, s.status)
+			}
+		}
+	}
+	return nil
+}
+
+// leaks returns the plaintext packets between from and to, forged ones
+// left out.
+func (l *leakEnv) leaks(from, to time.Time) []leakPkt {
+	l.cap.flush()
+	var leaks []leakPkt
+	for _, p := range leakPlaintext(l.cap.between(from, to)) {
+		if l.forgedMark == "" || !strings.Contains(p.line, l.forgedMark) {
+			leaks = append(leaks, p)
+		}
+	}
+	return leaks
+}
+
+// noLeak fails unless the capture holds no plaintext between from and to.
+func (l *leakEnv) noLeak(t *testing.T, what string, from, to time.Time) {
+	t.Helper()
+	leaks := l.leaks(from, to)
+	c := leakCount(l.cap.between(from, to))
+	t.Logf("%s: underlay %.1f s: ESP %d, IKE %d, plaintext %d", what, to.Sub(from).Seconds(), c["esp"], c["ike"], len(leaks))
+	var geneve, other []leakPkt
+	for _, p := range leaks {
+		if p.kind == "geneve" {
+			geneve = append(geneve, p)
+		} else {
+			other = append(other, p)
+		}
+	}
+	if len(geneve) > 0 {
+		t.Errorf("%s: %d plaintext Geneve packets between the chassis while IPsec is required (first at %s, last at %s):\n%s",
+			what, len(geneve), leakStamp(geneve[0].at), leakStamp(geneve[len(geneve)-1].at), leakLines(geneve, 10))
+	}
+	if len(other) > 0 {
+		// ICMP "protocol 50 unreachable" means ESP reached a chassis' host
+		// stack: br-phy did not steer that peer's traffic at that moment,
+		// the same hole plaintext Geneve would leave by.
+		t.Errorf("%s: %d other non-ESP, non-IKE packets between the chassis (first at %s):\n%s", what, len(other), leakStamp(other[0].at), leakLines(other, 6))
+	}
+	if c["esp"] == 0 {
+		t.Errorf("%s: no ESP on the underlay at all: the capture or the traffic is broken", what)
+	}
+}
+
+func leakStamp(t time.Time) string { return fmt.Sprintf("%d.%06d", t.Unix(), t.Nanosecond()/1000) }
+
+func leakWaitNoOtherDemo(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, _ := demoRun(5*time.Second, "ip", "netns", "list")
+		if !regexp.MustCompile(`(?m)^ovd-central\b`).MatchString(out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another demo cluster (netns ovd-central) has been running for 3 minutes; remove it with `make demo-down` (DEMO_STATE of its owner)")
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// TestLeak runs the leak phases on one cluster. Later phases need the
+// earlier ones' state (IPsec on, tunnels up), so a failed switch-over ends
+// the test.
+func TestLeak(t *testing.T) {
+	ovnPrereqs(t)
+	if why := demoProbeNative(t); why != "" {
+		testenv.Missing(t, "native backend in ovnsecd (%s)", why)
+	}
+	leakWaitNoOtherDemo(t)
+	t.Setenv("DEMO_STATE", leakState)
+	start := time.Now()
+	e := demoUp(t)
+	if e.backend != "native" {
+		t.Fatalf("scripts/demo.sh started ovnsecd with %q, not native", e.backend)
+	}
+	if e.vars["DEMO_STATE"] != leakState {
+		t.Fatalf("demo state %q, want %q", e.vars["DEMO_STATE"], leakState)
+	}
+	t.Logf("demo up in %.1f s", time.Since(start).Seconds())
+	l := &leakEnv{demoEnv: e, cap: startLeakCapture(t, e.underlayNS)}
+	t.Cleanup(func() { // before the teardown: keep the daemons' logs of a failed run
+		if !t.Failed() {
+			return
+		}
+		dir := filepath.Join(os.TempDir(), "ovnsec-leak-logs")
+		os.RemoveAll(dir)
+		for i, ch := range l.chassis {
+			os.MkdirAll(filepath.Join(dir, ch), 0o755)
+			for _, f := range []string{"ovnsecd.log", "ovnsecd.out", "ovs-vswitchd.log", "ovn-controller.log"} {
+				if b, err := os.ReadFile(filepath.Join(l.rundir(i), f)); err == nil {
+					os.WriteFile(filepath.Join(dir, ch, f), b, 0o644)
+				}
+			}
+		}
+		t.Logf("daemon logs kept in %s", dir)
+	})
+
+	t.Run("switch-over", l.switchOver)
+	if !l.ready {
+		return
+	}
+	t.Run("forged-geneve", l.forgedGeneve)
+	t.Run("ovnsecd-kill-9", l.killOvnsecd)
+	t.Run("vswitchd-restart", l.restartVswitchd)
+	t.Run("rekey-and-peer-stopped", l.rekeys)
+	end := time.Now()
+	l.noLeak(t, "whole test after the switch-over", l.afterSwitch, end)
+	t.Logf("leak test: %.1f s in all", time.Since(start).Seconds())
+}
+
+// switchOver: plaintext is expected before ipsec=true; none once every
+// tunnel port has remote_name, with pings at 10 ms on every pair.
+func (l *leakEnv) switchOver(t *testing.T) {
+	l.pingAll(t)
+	l.captureForged(t)
+	var pings []*leakPing
+	for i := range l.vmNS {
+		for j := range l.vmIPs {
+			if i < j {
+				pings = append(pings, startLeakPing(t, l.vmNS[i], l.vmIPs[j], fmt.Sprintf("vm%d->vm%d", i+1, j+1)))
+			}
+		}
+	}
+	time.Sleep(time.Second)
+	set := time.Now()
+	l.nbctl(t, "set", "nb_global", ".", "ipsec=true")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := l.remoteNames(t); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("remote_name not on every tunnel port 30 s after ipsec=true: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l.protected = time.Now()
+	t.Logf("every tunnel port has remote_name %.2f s after ipsec=true", l.protected.Sub(set).Seconds())
+	demoEventually(t, 60*time.Second, "every tunnel up", l.allUp)
+	up := time.Now()
+	time.Sleep(2 * time.Second)
+	for _, p := range pings {
+		r := p.stop()
+		t.Logf("%s across the switch-over: %v", p.what, r)
+		if r.repliesAfter(up) == 0 {
+			t.Errorf("%s: no reply after every tunnel was up", p.what)
+		}
+	}
+	l.cap.flush()
+	before := leakPlaintext(l.cap.between(set, l.protected))
+	t.Logf("plaintext between ipsec=true and remote_name on every port (expected, not yet protected): %d packets", len(before))
+	l.ready = true
+	end := time.Now()
+	if leaks := l.leaks(l.protected, end); len(leaks) > 0 {
+		last := map[string]time.Duration{}
+		for _, p := range leaks {
+			last[p.src] = p.at.Sub(l.protected)
+		}
+		t.Logf("switch-over: last plaintext packet per sender, after every port had remote_name: %v", last)
+	}
+	// ovnsecd can only protect a tunnel after ovn-controller has written
+	// remote_name into OVSDB; vswitchd keeps sending meanwhile. That
+	// reaction window (database update, tunnel stage, one br-phy table
+	// replace for all tunnels) is measured and bounded here; it is a known
+	// gap in the security promise, listed in docs/STATUS.md. Everything
+	// after the window must be ESP.
+	const window = 250 * time.Millisecond
+	l.noLeak(t, "switch-over (after the reaction window)", l.protected.Add(window), end)
+	l.afterSwitch = end
+}
+
+// remoteNames checks remote_name on every tunnel port.
+func (l *leakEnv) remoteNames(t *testing.T) error {
+	for i, ch := range l.chassis {
+		ports := l.tunnels(t, i)
+		if len(ports) != len(l.chassis)-1 {
+			return fmt.Errorf("%s has %d tunnel ports", ch, len(ports))
+		}
+		for _, p := range ports {
+			if p.options["remote_name"] == "" {
+				return fmt.Errorf("%s %s has no remote_name", ch, p.name)
+			}
+		}
+	}
+	return nil
+}
+
+// captureForged records one plaintext Geneve packet ch1 -> ch2 carrying
+// vm1's ping to vm2 (ipsec=false), and checks that replaying it from the
+// underlay reaches vm2: the forged packet is a valid one.
+func (l *leakEnv) captureForged(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "geneve.pcap")
+	filter := fmt.Sprintf("udp dst port 6081 and src host %s and dst host %s and greater 100", l.chassisIPs[0], l.chassisIPs[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := leakCapturePcap(ctx, l.underlayNS, "ovd-ul2", filter, file, func() {
+		demoRun(5*time.Second, "ip", "netns", "exec", l.vmNS[0], "ping", "-c", "2", "-i", "0.2", "-W", "1", l.vmIPs[1])
+	})
+	if err != nil {
+		t.Fatalf("capture a plaintext Geneve packet to forge: %v", err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt, err := leakFirstPcapPacket(data)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	id, seq, err := leakInnerICMP(pkt)
+	if err != nil {
+		t.Fatalf("captured Geneve packet: %v", err)
+	}
+	l.forged = pkt
+	l.forgedMark = fmt.Sprintf("ICMP echo request, id %d, seq %d,", id, seq)
+	if n := l.injectSeen(t); n == 0 {
+		t.Fatalf("control: the replayed plaintext Geneve packet (%s) did not reach vm2 with ipsec=false; the forged-packet test would prove nothing", l.forgedMark)
+	}
+}
+
+// leakInnerICMP returns the ICMP id and sequence of an IPv4/UDP/Geneve/
+// Ethernet/IPv4/ICMP packet.
+func leakInnerICMP(p []byte) (id, seq uint16, err error) {
+	if len(p) < 20 || p[0]>>4 != 4 || p[9] != 17 {
+		return 0, 0, fmt.Errorf("not IPv4/UDP")
+	}
+	o := int(p[0]&0xf) * 4
+	o += 8 // UDP
+	if len(p) < o+8 {
+		return 0, 0, fmt.Errorf("short Geneve header")
+	}
+	o += 8 + int(p[o]&0x3f)*4 // Geneve header and options
+	if len(p) < o+14+20+8 || binary.BigEndian.Uint16(p[o+12:]) != 0x0800 {
+		return 0, 0, fmt.Errorf("inner frame is not IPv4")
+	}
+	o += 14
+	if p[o+9] != 1 {
+		return 0, 0, fmt.Errorf("inner packet is not ICMP")
+	}
+	o += int(p[o]&0xf) * 4
+	if len(p) < o+8 || p[o] != 8 {
+		return 0, 0, fmt.Errorf("inner ICMP is not an echo request")
+	}
+	return binary.BigEndian.Uint16(p[o+4:]), binary.BigEndian.Uint16(p[o+6:]), nil
+}
+
+// injectSeen replays the forged packet 20 times from the central netns
+// (source address ch1's, spoofed) and returns how many echo requests with
+// its id and sequence vm2 received.
+func (l *leakEnv) injectSeen(t *testing.T) int {
+	t.Helper()
+	var out syncBuf
+	id, seq, _ := leakInnerICMP(l.forged)
+	cmd := exec.Command("ip", "netns", "exec", l.vmNS[1], "tcpdump", "-l", "-n", "-i", l.vmNS[1],
+		fmt.Sprintf("icmp[icmptype] = icmp-echo and icmp[4:2] = %d and icmp[6:2] = %d", id, seq))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "listening on") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := leakSendRaw(l.vars["CENTRAL_NS"], l.forged, 20); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	return strings.Count(out.String(), "ICMP echo request")
+}
+
+// dropCount is chassis i's plaintext-drop counter on br-phy.
+func (l *leakEnv) dropCount(t *testing.T, i int) uint64 {
+	t.Helper()
+	out, err := leakOfctl(l.chassisNS[i], l.rundir(i), "ovd-phy", "dump-flows", "cookie="+leakDropCookie+"/-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, flows := sumNPackets(out)
+	if flows == 0 {
+		t.Fatalf("%s: no plaintext-drop rule (cookie %s) on ovd-phy:\n%s", l.chassis[i], leakDropCookie, out)
+	}
+	return n
+}
+
+// forgedGeneve: the replayed plaintext Geneve from "ch1" is dropped at
+// ch2's br-phy, counted, and never reaches vm2.
+func (l *leakEnv) forgedGeneve(t *testing.T) {
+	before := l.dropCount(t, 1)
+	seen := l.injectSeen(t)
+	after := l.dropCount(t, 1)
+	t.Logf("20 forged plaintext Geneve packets (%s) to ch2: vm2 received %d, ch2's plaintext-drop counter +%d", l.forgedMark, seen, after-before)
+	if seen != 0 {
+		t.Errorf("forged plaintext Geneve reached vm2 %d times with IPsec required", seen)
+	}
+	if after-before < 20 {
+		t.Errorf("ch2's plaintext-drop counter rose by %d, want at least 20", after-before)
+	}
+}
+
+// proc reads chassis i's daemon binary from its pidfile. Whatever runs
+// under the pidfile at the end is stopped by the demo's teardown.
+func (l *leakEnv) proc(t *testing.T, i int, binary string) leakProc {
+	t.Helper()
+	p, err := readLeakProc(filepath.Join(l.rundir(i), binary+".pid"), binary, l.chassisNS[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// restartOvnsecd starts chassis i's ovnsecd again with the command line
+// of p and waits for its control socket.
+func (l *leakEnv) restartOvnsecd(t *testing.T, i int, p leakProc) {
+	t.Helper()
+	if _, err := p.start(filepath.Join(l.rundir(i), "ovnsecd.out")); err != nil {
+		t.Fatal(err)
+	}
+	demoEventually(t, 10*time.Second, l.chassis[i]+" ovnsecd answers", func() error {
+		np, err := readLeakProc(filepath.Join(l.rundir(i), "ovnsecd.pid"), "ovnsecd", p.ns)
+		if err != nil {
+			return err
+		}
+		if np.pid == p.pid {
+			return fmt.Errorf("pidfile still names the old pid %d", p.pid)
+		}
+		_, err = demoRun(5*time.Second, "ovs-appctl", "--timeout=3", "-t", l.ctl(i), "version")
+		return err
+	})
+}
+
+// killOvnsecd: kill -9 of ch2's ovnsecd while vm1 and vm3 ping vm2 every
+// 10 ms, restart after 2 s: zero plaintext, traffic back within seconds.
+func (l *leakEnv) killOvnsecd(t *testing.T) {
+	const victim = 1
+	from := time.Now()
+	p1 := startLeakPing(t, l.vmNS[0], l.vmIPs[1], "vm1->vm2")
+	p3 := startLeakPing(t, l.vmNS[2], l.vmIPs[1], "vm3->vm2")
+	p2 := startLeakPing(t, l.vmNS[1], l.vmIPs[2], "vm2->vm3") // from the victim outwards
+	time.Sleep(time.Second)
+	p := l.proc(t, victim, "ovnsecd")
+	killed := time.Now()
+	t.Logf("kill -9 ch2's ovnsecd (pid %d) at %s", p.pid, leakStamp(killed))
+	if err := p.kill(syscall.SIGKILL, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	restarted := time.Now()
+	t.Logf("restart ch2's ovnsecd at %s", leakStamp(restarted))
+	l.restartOvnsecd(t, victim, p)
+	demoEventually(t, 60*time.Second, "every tunnel up after the restart", l.allUp)
+	time.Sleep(2 * time.Second)
+	for _, pg := range []*leakPing{p1, p3, p2} {
+		r := pg.stop()
+		back := r.firstReplyAfter(restarted)
+		if back.IsZero() {
+			t.Errorf("%s: no reply after ovnsecd's restart: %v", pg.what, r)
+			continue
+		}
+		t.Logf("%s across kill -9 + restart of ch2's ovnsecd: %v; traffic back %.2f s after the restart (%.2f s after the kill)",
+			pg.what, r, back.Sub(restarted).Seconds(), back.Sub(killed).Seconds())
+		if back.Sub(restarted) > 20*time.Second {
+			t.Errorf("%s: traffic back only %.1f s after ovnsecd's restart, want within 20 s", pg.what, back.Sub(restarted).Seconds())
+		}
+	}
+	l.noLeak(t, "ovnsecd kill -9 and restart", from, time.Now())
+}
+
+// restartVswitchd: ch2's ovs-vswitchd stopped and started again (same
+// command line) under 10 ms pings: zero plaintext, traffic back.
+func (l *leakEnv) restartVswitchd(t *testing.T) {
+	const victim = 1
+	from := time.Now()
+	p1 := startLeakPing(t, l.vmNS[0], l.vmIPs[1], "vm1->vm2")
+	time.Sleep(time.Second)
+	p := l.proc(t, victim, "ovs-vswitchd")
+	if err := p.kill(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if _, err := p.start(filepath.Join(l.rundir(victim), "vswitchd.out")); err != nil {
+		t.Fatal(err)
+	}
+	ns, addr := l.chassisNS[victim], l.chassisIPs[victim]+"/24"
+	demoEventually(t, 15*time.Second, "ovd-phy back in "+ns, func() error {
+		_, err := demoRun(5*time.Second, "ip", "-n", ns, "link", "show", "ovd-phy")
+		return err
+	})
+	out, _ := demoRun(5*time.Second, "ip", "-n", ns, "-4", "addr", "show", "dev", "ovd-phy")
+	if !strings.Contains(out, addr) {
+		t.Logf("ovd-phy lost its address with the restart; adding %s again (as scripts/demo.sh does at start)", addr)
+		if _, err := demoRun(5*time.Second, "ip", "-n", ns, "addr", "add", addr, "dev", "ovd-phy"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := demoRun(5*time.Second, "ip", "-n", ns, "link", "set", "ovd-phy", "up"); err != nil {
+		t.Fatal(err)
+	}
+	demoEventually(t, 60*time.Second, "every tunnel up after the vswitchd restart", l.allUp)
+	demoEventually(t, 30*time.Second, "vm1 reaches vm2 after the vswitchd restart", func() error {
+		_, err := demoRun(5*time.Second, "ip", "netns", "exec", l.vmNS[0], "ping", "-c1", "-W1", l.vmIPs[1])
+		return err
+	})
+	time.Sleep(time.Second)
+	r := p1.stop()
+	back := r.firstReplyAfter(restarted)
+	t.Logf("vm1->vm2 across the ovs-vswitchd restart on ch2: %v; traffic back %.2f s after the restart", r, back.Sub(restarted).Seconds())
+	if back.IsZero() {
+		t.Errorf("vm1->vm2: no reply after the vswitchd restart")
+	}
+	l.noLeak(t, "ovs-vswitchd restart", from, time.Now())
+}
+
+// leakSPIRE finds the SPIs in tunnels/show: the IKE SA's and each child's.
+var (
+	leakIKESPIRE   = regexp.MustCompile(`IKE SA: established.*SPIs (\S+_i \S+_r)`)
+	leakChildSPIRE = regexp.MustCompile(`(?m)^  (\S+-out-\d+): ESP SPIs (\S+_i \S+_o)`)
+)
+
+// rekeys: short lifetimes on the ch1-ch2 tunnel (set per interface; OVN
+// 23.03 does not propagate NB ipsec_* lifetimes, and ovn-controller
+// rewrites a tunnel port's options, so it is paused meanwhile), 10 ms
+// pings across Child and IKE SA rekeys with zero loss, then ch2's ovnsecd
+// stopped past the Child SA's hard lifetime: no plaintext, and the tunnel
+// comes back after ovnsecd's restart.
+func (l *leakEnv) rekeys(t *testing.T) {
+	const (
+		childLife = 20 * time.Second
+		ikeLife   = 30 * time.Second
+		margin    = 5 * time.Second
+	)
+	pair := []int{0, 1}
+	for _, i := range pair {
+		c := l.proc(t, i, "ovn-controller")
+		if err := syscall.Kill(c.pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Kill(c.pid, syscall.SIGCONT) })
+	}
+	from := time.Now()
+	opts := []string{fmt.Sprintf("options:ipsec_salifetime=%ds", int(childLife.Seconds())),
+		fmt.Sprintf("options:ipsec_ikelifetime=%ds", int(ikeLife.Seconds())),
+		fmt.Sprintf("options:ipsec_rekeymargin=%ds", int(margin.Seconds()))}
+	port := map[int]string{}
+	for _, i := range pair {
+		peer := l.chassisIPs[1-i]
+		for _, p := range l.tunnels(t, i) {
+			if p.options["remote_ip"] == peer {
+				port[i] = p.name
+			}
+		}
+		if port[i] == "" {
+			t.Fatalf("%s has no tunnel port to %s", l.chassis[i], peer)
+		}
+		args := append([]string{"--timeout=10", "--db=" + l.ovsDBs[i], "set", "Interface", port[i]}, opts...)
+		if _, err := demoRun(15*time.Second, "ovs-vsctl", args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	demoEventually(t, 60*time.Second, "ch1-ch2 tunnel up again with the short lifetimes", func() error {
+		for _, i := range pair {
+			_, out, err := l.show(i)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, fmt.Sprintf("'salifetime': '%ds'", int(childLife.Seconds()))) {
+				return fmt.Errorf("%s: tunnels/show lists no salifetime custom option yet", l.chassis[i])
+			}
+		}
+		return l.allUp()
+	})
+
+	// Child and IKE rekeys under 10 ms pings.
+	const secs = 2*ikeLife/time.Second - 10 // past a Child rekey and an IKE rekey
+	ping := exec.Command("ip", "netns", "exec", l.vmNS[0], "ping", "-D", "-n", "-i", "0.01", "-W", "1",
+		"-c", fmt.Sprint(int(secs)*100), l.vmIPs[1])
+	var pout syncBuf
+	ping.Stdout, ping.Stderr = &pout, &pout
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ikeSPIs, childSPIs := map[string]bool{}, map[string]map[string]bool{}
+	var events []string // when tunnels/show first listed each SA
+	done := make(chan error, 1)
+	go func() { done <- ping.Wait() }()
+poll:
+	for {
+		select {
+		case <-done:
+			break poll
+		case <-time.After(250 * time.Millisecond):
+		}
+		_, out, err := l.show(0)
+		if err != nil {
+			continue
+		}
+		for _, blk := range strings.Split(out, "Interface name: ") {
+			if !strings.HasPrefix(blk, port[0]+" ") {
+				continue
+			}
+			now := leakStamp(time.Now())
+			if m := leakIKESPIRE.FindStringSubmatch(blk); m != nil && !ikeSPIs[m[1]] {
+				ikeSPIs[m[1]] = true
+				events = append(events, now+" IKE SA "+m[1])
+			}
+			for _, m := range leakChildSPIRE.FindAllStringSubmatch(blk, -1) {
+				if childSPIs[m[1]] == nil {
+					childSPIs[m[1]] = map[string]bool{}
+				}
+				if !childSPIs[m[1]][m[2]] {
+					childSPIs[m[1]][m[2]] = true
+					events = append(events, now+" "+m[1]+" "+m[2])
+				}
+			}
+		}
+	}
+	r := parseLeakPing(pout.String())
+	var childRekeys int
+	for name, s := range childSPIs {
+		t.Logf("%s on ch1: %d Child SAs seen (%d rekeys)", name, len(s), len(s)-1)
+		childRekeys += len(s) - 1
+	}
+	t.Logf("ch1's IKE SA with ch2: %d seen (%d rekeys)", len(ikeSPIs), len(ikeSPIs)-1)
+	t.Logf("vm1->vm2 at 10 ms across the rekeys (%d s): %v", int(secs), r)
+	if r.maxGap > 100*time.Millisecond {
+		t.Logf("longest gap ended at %s; SAs as first listed on ch1:\n%s", leakStamp(r.gapEnd), strings.Join(events, "\n"))
+	}
+	if childRekeys == 0 {
+		t.Errorf("no Child SA rekey seen in %d s with ipsec_salifetime=%v", int(secs), childLife)
+	}
+	if len(ikeSPIs) < 2 {
+		t.Errorf("no IKE SA rekey seen in %d s with ipsec_ikelifetime=%v", int(secs), ikeLife)
+	}
+	if r.sent == 0 || r.lost() != 0 {
+		t.Errorf("vm1->vm2 lost %d of %d pings across the rekeys, want none", r.lost(), r.sent)
+	}
+	l.noLeak(t, "Child and IKE rekeys", from, time.Now())
+
+	// The peer's ovnsecd stopped (no cleanup) past the Child SA's hard
+	// lifetime: ch1 rekeys into the void, its SAs expire; nothing leaks.
+	stopFrom := time.Now()
+	p1 := startLeakPing(t, l.vmNS[0], l.vmIPs[1], "vm1->vm2")
+	p := l.proc(t, 1, "ovnsecd")
+	if err := p.kill(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	time.Sleep(childLife + 2*time.Second)
+	if _, out, err := l.show(0); err != nil {
+		t.Errorf("ch1 tunnels/show with ch2's ovnsecd stopped: %v", err)
+	} else {
+		t.Logf("ch1 after %v without ch2's ovnsecd:\n%s", time.Since(stopped).Round(time.Second), demoHead(strings.Split(out, "\n"), 25))
+	}
+	restarted := time.Now()
+	l.restartOvnsecd(t, 1, p)
+	demoEventually(t, 60*time.Second, "every tunnel up after ch2's ovnsecd restart", l.allUp)
+	time.Sleep(time.Second)
+	rs := p1.stop()
+	if n := rs.repliesAfter(stopped.Add(500 * time.Millisecond)); n-rs.repliesAfter(restarted) != 0 {
+		t.Errorf("vm1->vm2: %d replies while ch2's ovnsecd was stopped: traffic passed without the engine", n-rs.repliesAfter(restarted))
+	}
+	back := rs.firstReplyAfter(restarted)
+	t.Logf("vm1->vm2 with ch2's ovnsecd stopped %.0f s: %v; traffic back %.2f s after the restart", restarted.Sub(stopped).Seconds(), rs, back.Sub(restarted).Seconds())
+	if back.IsZero() {
+		t.Errorf("vm1->vm2: no reply after ch2's ovnsecd restart")
+	}
+	l.noLeak(t, "peer ovnsecd stopped past the hard lifetime", stopFrom, time.Now())
+}
