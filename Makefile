@@ -26,6 +26,7 @@ unit:
 test: deps vet
 	$(GO) test -count=1 -timeout 35m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x $(PKGS)
+	bash bench/lib/table_test.sh
 
 clean:
 	rm -rf $(BIN)
