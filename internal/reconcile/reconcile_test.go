@@ -434,3 +434,16 @@ func TestInvalidTunnelIsBlockedNotRemoved(t *testing.T) {
 		t.Fatalf("calls = %v", got)
 	}
 }
+
+func TestInvalidSummaryNamesProblems(t *testing.T) {
+	bad := geneve("tun", 1)
+	bad.State, bad.Reason = tunnel.StateInvalid, ": must set 'certificate' as local certificate"
+	bad.Problems = []string{"Open_vSwitch other_config PKI update ignored (read certificate /x.pem: no such file)"}
+	v := TunnelView{Tunnel: bad, HasStatus: true, Status: backend.TunnelStatus{Reason: "blocked: packets dropped"}}
+	state, reason := v.Summary(nil)
+	for _, want := range []string{"must set 'certificate'", "/x.pem", "blocked"} {
+		if state != "invalid" || !strings.Contains(reason, want) {
+			t.Errorf("summary %q %q lacks %q", state, reason, want)
+		}
+	}
+}

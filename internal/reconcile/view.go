@@ -4,6 +4,7 @@ package reconcile
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
@@ -65,7 +66,14 @@ func (v TunnelView) Summary(backendErr error) (state, reason string) {
 	t := v.Tunnel
 	switch {
 	case t.State == tunnel.StateInvalid:
-		return "invalid", "configuration is invalid" + t.Reason
+		reason = "configuration is invalid" + t.Reason
+		if len(t.Problems) > 0 {
+			reason += " (" + strings.Join(t.Problems, "; ") + ")"
+		}
+		if v.HasStatus && v.Status.Reason != "" {
+			reason += "; " + v.Status.Reason
+		}
+		return "invalid", reason
 	case backendErr != nil && !v.HasStatus:
 		return "unknown", backendErr.Error()
 	case v.LastErr != nil:

@@ -59,6 +59,9 @@ type Table struct {
 	// globalProblems are the problems of the accepted global
 	// configuration, as last logged.
 	globalProblems []string
+	// ignored says why the last Open_vSwitch other_config PKI update was
+	// ignored ("" when it was accepted); shown on every tunnel.
+	ignored string
 }
 
 // globalConf is the accepted Open_vSwitch:other_config PKI configuration.
@@ -169,6 +172,11 @@ func (t *Table) Update(s ovsconf.Snapshot) (tunnels []Tunnel, events []Event) {
 		}
 	}
 	t.globalProblems = gp
+	if t.ignored != "" {
+		// Already warned about above; shown on every tunnel so that
+		// tunnels/show says why the PKI in use is not the configured one.
+		gp = append(slices.Clone(gp), t.ignored)
+	}
 
 	seen := make(map[string]bool, len(s.Interfaces))
 	for _, iface := range s.Interfaces {
@@ -232,14 +240,17 @@ func (t *Table) updateGlobal(oc map[string]string, fresh bool, events []Event) [
 	cert, key, ca := oc["certificate"], oc["private_key"], oc["ca_cert"]
 	g := globalConf{certificate: cert, privateKey: key, caCert: ca, skbMark: oc["ipsec_skb_mark"]}
 	valid := false
+	cause := "certificate and private_key must be set together"
 	switch {
 	case cert != "" && key != "":
 		info, err := t.certs.ReadCert(cert)
 		switch {
 		case err != nil:
 			warn(err.Error())
+			cause = err.Error()
 		case info.CN == "":
 			warn(noCNMsg(cert))
+			cause = noCNMsg(cert)
 		default:
 			valid = true
 			g.local, g.localName = info, info.CN
@@ -249,8 +260,14 @@ func (t *Table) updateGlobal(oc map[string]string, fresh bool, events []Event) [
 	}
 	if !valid {
 		warn(msgGlobalInvalid)
+		still := "no certificate"
+		if t.global.certificate != "" {
+			still = "certificate " + t.global.certificate
+		}
+		t.ignored = "Open_vSwitch other_config PKI update ignored (" + cause + "); still using " + still
 		return events
 	}
+	t.ignored = ""
 	if cert != "" {
 		if km, ok := t.certs.(KeyMatcher); ok {
 			if err := km.KeyMatches(cert, key); err != nil {

@@ -786,3 +786,30 @@ func TestGlobalProblemsLoggedOnce(t *testing.T) {
 		t.Errorf("repeated: %q", msgs(events))
 	}
 }
+
+func TestIgnoredGlobalUpdateShownOnTunnels(t *testing.T) {
+	now := testNow
+	tb := NewTable(newFake(), clockAt(&now))
+	gnv := iface("gnv0", "geneve", "remote_ip=192.0.2.2", "remote_name=hv2")
+	tb.Update(snap(1, pkiCA, gnv))
+	// The certificate becomes unreadable: upstream ignores the update and
+	// keeps the old PKI; ovnsec also says so on every tunnel.
+	bad := []string{"certificate=/pki/missing.pem", "private_key=/pki/privkey.pem", "ca_cert=/pki/ca.pem"}
+	ts, _ := tb.Update(snap(2, bad, gnv))
+	tun, _ := find(ts, "gnv0")
+	want := "Open_vSwitch other_config PKI update ignored (read certificate /pki/missing.pem: open /pki/missing.pem: no such file or directory; check the path and that ovnsecd may read it); still using certificate /pki/cert.pem"
+	if !slices.Contains(tun.Problems, want) {
+		t.Fatalf("problems = %q, want %q", tun.Problems, want)
+	}
+	if tun.State != StateConfigured || tun.Certificate != "/pki/cert.pem" {
+		t.Fatalf("tunnel = %s with certificate %s; the previous PKI must stay in effect", tun.State, tun.Certificate)
+	}
+	// A valid update clears it.
+	ts, _ = tb.Update(snap(3, pkiCA, gnv))
+	tun, _ = find(ts, "gnv0")
+	for _, p := range tun.Problems {
+		if strings.Contains(p, "ignored") {
+			t.Fatalf("stale problem %q after a valid update", p)
+		}
+	}
+}
