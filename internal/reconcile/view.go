@@ -18,6 +18,10 @@ type TunnelView struct {
 	HasStatus bool
 	// Applied is the version last ensured successfully (0: none).
 	Applied int
+	// Current is true when the backend was given exactly this
+	// configuration (a tunnel re-added under the same name and version
+	// with another configuration is not current until ensured again).
+	Current bool
 	// LastErr is the last Ensure/Remove error, nil after a success.
 	LastErr error
 	// Warning is set when the tunnel was applied without part of its
@@ -39,6 +43,7 @@ func (r *Reconciler) View() ([]TunnelView, error) {
 			v.Status, v.HasStatus = h.status, h.hasStatus
 			v.Applied, v.LastErr, v.Failures, v.NextTry = h.applied, h.lastErr, h.failures, h.nextTry
 			v.Warning = h.warning
+			v.Current = h.isApplied(v.Tunnel) && !h.blocked
 		}
 		out = append(out, v)
 	}
@@ -85,6 +90,8 @@ func (v TunnelView) Summary(backendErr error) (state, reason string) {
 		return "not loaded", "the IKE daemon holds no connection for this tunnel; it will be loaded again"
 	case v.Status.Version != 0 && v.Status.Version != t.Version:
 		return "updating", "the IKE daemon still runs version " + itoa(v.Status.Version)
+	case v.Status.Phase == backend.PhaseUp && !v.Current:
+		return "updating", "the IKE daemon still runs the previous configuration of this tunnel"
 	case v.Status.Phase == backend.PhaseUp:
 		return "up", ""
 	default:
