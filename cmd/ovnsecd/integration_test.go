@@ -189,7 +189,7 @@ func TestDaemonInvalidConfigurations(t *testing.T) {
 	add("noca", "remote_ip=192.0.2.2", "remote_name=right")
 	add("pinned", "remote_ip=192.0.2.3", "remote_cert="+peer)
 	add("garbage", "remote_ip=192.0.2.4", "remote_cert="+filepath.Join(dir, "missing.pem"))
-	out = d.WaitShow(2*time.Second, `(?s)noca v\d+ .*pinned v\d+ `)
+	out = d.WaitShow(2*time.Second, `(?s)garbage v\d+ .*noca v\d+ .*pinned v\d+ `)
 	for _, want := range []string{
 		"noca v1 (INVALID: must set 'remote_cert' when using self-signed certificate authentication or 'ca_cert' when using CA-signed certificate authentication)",
 		"pinned v1 (CONFIGURED)",
