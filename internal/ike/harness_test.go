@@ -16,7 +16,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -30,6 +29,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	tnetns "github.com/ovnsec/ovnsec/test/netns"
 )
 
 const (
@@ -100,29 +100,17 @@ func inNetns(t testing.TB, name string, f func()) {
 	f()
 }
 
-// charon is a private charon in iket-b.
+// charon is a private charon in iket-b (test/netns starts and stops it).
 type charon struct {
-	t      testing.TB
-	dir    string
-	socket string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*tnetns.Charon
+	t   testing.TB
+	dir string
 }
 
-func startCharon(t testing.TB) *charon {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "iket-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	c := &charon{t: t, dir: dir, socket: "unix://" + filepath.Join(dir, "charon.vici")}
-	for _, d := range []string{"x509", "x509ca", "private"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf := fmt.Sprintf(`charon {
+// charonConf loads the plugins the tests need (kernel-libipsec for
+// tunnel-mode Child SAs) and rekeys quickly.
+func charonConf(socket, logFile string) string {
+	return fmt.Sprintf(`charon {
 	load_modular = no
 	load = random nonce aesni openssl aes gcm sha1 sha2 hmac kdf pem pkcs1 pkcs8 x509 pubkey constraints revocation socket-default kernel-libipsec kernel-netlink vici updown
 	install_routes = no
@@ -145,84 +133,26 @@ func startCharon(t testing.TB) *charon {
 		}
 	}
 }
-`, c.socket, filepath.Join(dir, "charon.log"))
-	if err := os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.stop()
-		if t.Failed() {
-			t.Logf("charon log:\n%s", tail(c.log(), 80))
+`, socket, logFile)
+}
+
+func startCharon(t testing.TB) *charon {
+	t.Helper()
+	nc := tnetns.NewCharon(t, &tnetns.Host{Name: nsB}, tnetns.CharonOptions{Config: charonConf})
+	c := &charon{Charon: nc, t: t, dir: nc.Dir}
+	for _, d := range []string{"x509", "x509ca", "private"} {
+		if err := os.MkdirAll(filepath.Join(c.dir, d), 0o700); err != nil {
+			t.Fatal(err)
 		}
-	})
-	c.start()
+	}
 	return c
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (c *charon) start() {
-	c.t.Helper()
-	sock := strings.TrimPrefix(c.socket, "unix://")
-	_ = os.Remove(sock)
-	script := fmt.Sprintf("mount -t tmpfs iket-run /run && exec %s", charonBin)
-	c.cmd = exec.Command("ip", "netns", "exec", nsB, "unshare", "-m", "--propagation", "private", "sh", "-c", script)
-	c.cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(c.dir, "strongswan.conf"))
-	out, err := os.OpenFile(filepath.Join(c.dir, "charon.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.cmd.Stdout, c.cmd.Stderr = out, out
-	if err := c.cmd.Start(); err != nil {
-		c.t.Fatalf("start charon: %v", err)
-	}
-	c.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}, f *os.File) {
-		_ = cmd.Wait()
-		f.Close()
-		close(done)
-	}(c.cmd, c.exited, out)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if conn, err := net.Dial("unix", sock); err == nil {
-			conn.Close()
-			return
-		}
-		select {
-		case <-c.exited:
-			o, _ := os.ReadFile(filepath.Join(c.dir, "charon.out"))
-			c.t.Fatalf("charon exited at start:\n%s", o)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	c.t.Fatalf("charon did not open %s within 15s", sock)
-}
-
-// stop kills our charon (by its pid) and waits for it.
-func (c *charon) stop() {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-c.exited:
-	case <-time.After(10 * time.Second):
-	}
-}
+func (c *charon) start() { c.Start() }
+func (c *charon) stop()  { c.Stop(syscall.SIGKILL) }
 
 func (c *charon) log() string {
-	b, _ := os.ReadFile(filepath.Join(c.dir, "charon.log"))
+	b, _ := os.ReadFile(c.Log)
 	return string(b)
 }
 
@@ -230,14 +160,11 @@ func (c *charon) log() string {
 // mayFail.
 func (c *charon) swanctl(mayFail bool, args ...string) string {
 	c.t.Helper()
-	args = append(args, "--uri", c.socket)
-	cmd := exec.Command("swanctl", args...)
-	cmd.Env = append(os.Environ(), "SWANCTL_DIR="+c.dir)
-	out, err := cmd.CombinedOutput()
+	out, err := c.Swanctl(args...)
 	if err != nil && !mayFail {
 		c.t.Fatalf("swanctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 // load writes swanctl.conf and loads it.
@@ -448,3 +375,11 @@ func writeKey(t testing.TB, path string, k crypto.Signer) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

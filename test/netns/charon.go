@@ -36,6 +36,9 @@ type CharonOptions struct {
 	// LibIPsec loads kernel-libipsec (userspace ESP over a TUN device;
 	// tunnel mode only) instead of relying on kernel XFRM.
 	LibIPsec bool
+	// Config, when set, writes the whole strongswan.conf instead of the
+	// default one; it gets the VICI socket URI and the log file path.
+	Config func(socket, logFile string) string
 }
 
 // NewCharon writes a private configuration for a charon in h and starts it.
@@ -87,6 +90,9 @@ func NewCharon(t testing.TB, h *Host, o CharonOptions) *Charon {
 	}
 }
 `, c.Socket, libipsec, c.Log)
+	if o.Config != nil {
+		conf = o.Config(c.Socket, c.Log)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +177,12 @@ func (c *Charon) Stop(sig syscall.Signal) {
 }
 
 // Swanctl runs swanctl against this charon and returns its output.
+// SWANCTL_DIR is the charon's directory, so credentials a test writes into
+// its x509, x509ca and private subdirectories are found by --load-all.
 func (c *Charon) Swanctl(args ...string) (string, error) {
 	args = append(args, "--uri", c.Socket)
-	out, err := exec.Command("swanctl", args...).CombinedOutput()
+	cmd := exec.Command("swanctl", args...)
+	cmd.Env = append(os.Environ(), "SWANCTL_DIR="+c.Dir)
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
