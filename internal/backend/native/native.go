@@ -133,6 +133,11 @@ type Backend struct {
 	tunnels map[string]*tunnelState  // by tunnel (interface) name
 	byPeer  map[string]*tunnelState  // by IKE peer name
 	blocked map[string]blockedTunnel // INVALID tunnels whose packets are dropped
+	// peerUses counts how often an IKE peer name was configured: a tunnel
+	// deleted and added again under the same name and version would reuse
+	// "<if>-<v>", and late events of the old IKE peer would be taken for
+	// the new one's; later uses get a "#<n>" suffix.
+	peerUses map[string]int
 }
 
 // tunnelState is what the backend holds for one tunnel.
@@ -403,6 +408,15 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	p, err := planTunnel(t, b.cfg.Local, b.cfg.Creds)
 	if err != nil {
 		return err
+	}
+	if b.peerUses == nil {
+		b.peerUses = map[string]int{}
+	}
+	if n := b.peerUses[p.peer.Name]; n > 0 {
+		b.peerUses[p.peer.Name]++
+		p.peer.Name = fmt.Sprintf("%s#%d", p.peer.Name, n+1)
+	} else {
+		b.peerUses[p.peer.Name] = 1
 	}
 	for name, other := range b.tunnels {
 		if name != t.Name && other.plan.remote == p.remote {
