@@ -478,6 +478,54 @@ func TestInitiateLate(t *testing.T) {
 	}
 }
 
+// Packets of a down tunnel that find no SA make either side initiate at
+// once (the peer may hold SAs we lost), at most every demandRetry, and
+// only while no IKE SA is up or being set up.
+func TestInitiateOnDemand(t *testing.T) {
+	r := newRig(t)
+	if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {
+		t.Fatal(err)
+	}
+	peer := "ovn-b-0-1"
+	count := func() int {
+		r.eng.mu.Lock()
+		defer r.eng.mu.Unlock()
+		return len(r.eng.initiated)
+	}
+	held := 0
+	send := func() {
+		held++
+		r.dev.in <- geneveFrame()
+		waitUntil(t, "frame held", func() bool { return r.b.Hook().Demand(remote) == uint64(held) })
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		state   string
+		packet  bool
+		want    int
+	}{
+		{"no packets: nothing", time.Second, "down", false, 0},
+		{"a held packet: initiate", time.Second, "down", true, 1},
+		{"again within demandRetry: wait", time.Second, "down", true, 1},
+		{"after demandRetry, packets since: initiate", 2 * time.Second, "down", false, 2},
+		{"no packets since: nothing", 3 * time.Second, "down", false, 2},
+		{"connecting: let it finish", 3 * time.Second, "connecting", true, 2},
+		{"established: nothing", 3 * time.Second, "established", true, 2},
+	}
+	for _, s := range steps {
+		r.advance(s.advance)
+		if s.packet {
+			send()
+		}
+		r.eng.setStatus(ike.PeerStatus{Name: peer, Known: true, State: s.state})
+		r.b.initiateLate()
+		if got := count(); got != s.want {
+			t.Fatalf("%s: %d initiations, want %d", s.name, got, s.want)
+		}
+	}
+}
+
 func TestPacketLoopFailureShowsInStatus(t *testing.T) {
 	r := newRig(t)
 	if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {

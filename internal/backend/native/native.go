@@ -151,6 +151,11 @@ type tunnelState struct {
 	lastEvent, installErr string
 	// lastInit is when the tunnel was configured or last initiated late.
 	lastInit time.Time
+	// demand is the hook's count of the peer's packets that found no SA,
+	// as last seen by initiateLate; demandInit when that last made us
+	// initiate.
+	demand     uint64
+	demandInit time.Time
 }
 
 // childState is one installed Child SA pair.
@@ -278,6 +283,10 @@ func (b *Backend) goRun(what string, run func(context.Context) error) {
 	}()
 }
 
+// demandRetry is the shortest interval between two initiations caused by
+// packets that found no SA.
+const demandRetry = 2 * time.Second
+
 // sweep applies SA lifetimes and ends grace periods once a second.
 func (b *Backend) sweep(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
@@ -338,7 +347,11 @@ func (b *Backend) onSAEvent(ev esp.Event) {
 
 // initiateLate initiates, from the side that waits for the peer, every
 // tunnel that has not come up within the peer grace (and again every
-// grace period while it stays down).
+// grace period while it stays down). Either side initiates at once, at
+// most every demandRetry, when packets of a down tunnel found no SA since
+// the last look: our traffic is waiting, or the peer still sends under SAs
+// we lost (we restarted and it did not notice). Our IKE_AUTH carries
+// INITIAL_CONTACT, so the peer then drops its stale SAs.
 func (b *Backend) initiateLate() {
 	now := b.cfg.Now()
 	b.mu.Lock()
@@ -347,18 +360,29 @@ func (b *Backend) initiateLate() {
 		return
 	}
 	for _, st := range b.tunnels {
-		if st.plan.peer.Initiate || now.Sub(st.lastInit) < b.cfg.PeerGrace {
+		d := b.hook.Demand(st.plan.remote)
+		demanded := d != st.demand && now.Sub(st.demandInit) >= demandRetry
+		late := !st.plan.peer.Initiate && now.Sub(st.lastInit) >= b.cfg.PeerGrace
+		if !late && !demanded {
 			continue
 		}
 		ps := b.eng.Status(st.plan.peer.Name)
 		if ps.Up() || ps.State == "connecting" {
+			st.demand = d // packets that found no SA while one exists or is coming: stragglers
 			continue
 		}
-		st.lastInit = now
+		why := "peer did not bring the tunnel up; initiating"
+		if demanded {
+			st.demand, st.demandInit = d, now
+			why = "packets for a tunnel without SAs; initiating"
+		}
+		if late {
+			st.lastInit = now
+		}
 		if err := b.eng.Initiate(st.plan.peer.Name); err != nil {
 			b.log.Warn("initiate IKE SA", "tunnel", st.t.Name, "err", err)
 		} else {
-			b.log.Info("peer did not bring the tunnel up; initiating", "tunnel", st.t.Name, "grace", b.cfg.PeerGrace)
+			b.log.Info(why, "tunnel", st.t.Name, "grace", b.cfg.PeerGrace)
 		}
 	}
 }

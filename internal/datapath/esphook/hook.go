@@ -54,6 +54,12 @@ type peerPolicy struct {
 	local netip.Addr
 	ports [4]uint16 // UDP tunnel destination ports; 0 = unused slot
 	gre   bool
+	// demand counts the peer's packets that found no SA: our outbound
+	// frames held for want of an outbound SA, and ESP from the peer with
+	// an SPI we do not know (the peer holds SAs we lost, e.g. after our
+	// restart). Shared by every policy map that has the peer, so it
+	// survives SetPolicies.
+	demand *atomic.Uint64
 }
 
 func (p *peerPolicy) allows(proto uint8, dstPort uint16) bool {
@@ -132,6 +138,7 @@ func (h *Hook) SetPolicies(local netip.Addr, policies []ovsbridge.Policy) error 
 	if !local.Is4() || local.IsUnspecified() {
 		return fmt.Errorf("esp hook: local underlay address %v: need a unicast IPv4 address", local)
 	}
+	old := *h.policies.Load()
 	m := make(map[netip.Addr]*peerPolicy, len(policies))
 	for _, p := range policies {
 		if err := p.Validate(); err != nil {
@@ -147,6 +154,11 @@ func (h *Hook) SetPolicies(local netip.Addr, policies []ovsbridge.Policy) error 
 		pp := m[peer]
 		if pp == nil {
 			pp = &peerPolicy{local: local}
+			if o := old[peer]; o != nil {
+				pp.demand = o.demand
+			} else {
+				pp.demand = new(atomic.Uint64)
+			}
 			m[peer] = pp
 		}
 		if p.Proto == ovsbridge.ProtoGRE {
@@ -159,6 +171,18 @@ func (h *Hook) SetPolicies(local netip.Addr, policies []ovsbridge.Policy) error 
 	}
 	h.policies.Store(&m)
 	return nil
+}
+
+// Demand returns how many packets of peer have found no SA so far: our
+// frames held for want of an outbound SA and ESP from the peer under an
+// SPI we do not know. A count that grows while no IKE SA is being set up
+// means the peer needs one now (the IKE side initiates on it rather than
+// waiting); 0 for a peer without a policy.
+func (h *Hook) Demand(peer netip.Addr) uint64 {
+	if p := (*h.policies.Load())[peer.Unmap()]; p != nil {
+		return p.demand.Load()
+	}
+	return 0
 }
 
 func (p *peerPolicy) addPort(port uint16) error {
@@ -397,6 +421,7 @@ func (h *Hook) outbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy) res
 	}
 	sa := h.table.Outbound(f.Peer)
 	if sa == nil {
+		pol.demand.Add(1)
 		return resHeld
 	}
 	buf := f.Buffer()
@@ -413,6 +438,7 @@ func (h *Hook) outbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy) res
 	if err != nil {
 		switch {
 		case errors.Is(err, esp.ErrExpired), errors.Is(err, esp.ErrSeqOverflow):
+			pol.demand.Add(1)
 			return resHeld // the frame is unchanged; a rekey installs a new SA
 		case errors.Is(err, esp.ErrFragment):
 			return dropFragment
@@ -501,6 +527,7 @@ func (h *Hook) inbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy, bind
 	sa := h.table.Inbound(spi)
 	if sa == nil {
 		h.table.CountNoSA()
+		pol.demand.Add(1)
 		return dropNoSA
 	}
 	if owner, ok := bind[spi]; !ok || owner != f.Peer {

@@ -485,3 +485,44 @@ func TestInstallChecks(t *testing.T) {
 		t.Errorf("SPI 0x102 bound to %v %v; the duplicate must not rebind it", p, ok)
 	}
 }
+
+// Demand counts a peer's packets that found no SA, in both directions, and
+// keeps counting across SetPolicies; packets that have an SA do not count.
+func TestDemand(t *testing.T) {
+	a, b := pairAB(t, ovsbridge.EncapNone)
+	if d := a.h.Demand(addrB); d != 0 {
+		t.Fatalf("Demand before any traffic = %d, want 0", d)
+	}
+	// With SAs installed (pairAB), traffic does not count.
+	w := a.push(frame(addrA, addrB, protoUDP, 6081, 50))
+	if len(w) != 1 || len(b.push(w[0])) != 1 {
+		t.Fatal("round trip with SAs failed")
+	}
+	if d := a.h.Demand(addrB) + b.h.Demand(addrA); d != 0 {
+		t.Fatalf("Demand with SAs = %d, want 0", d)
+	}
+	// b loses its SAs (a restart): a's ESP arrives under an unknown SPI.
+	b.h.RemovePeer(addrA)
+	if err := b.h.SetPolicies(addrB, policies(addrA, ovsbridge.EncapNone)); err != nil {
+		t.Fatal(err)
+	}
+	w = a.push(frame(addrA, addrB, protoUDP, 6081, 50), frame(addrA, addrB, protoUDP, 6081, 60))
+	if got := b.push(w...); len(got) != 0 {
+		t.Fatalf("%d frames passed without an SA", len(got))
+	}
+	if d := b.h.Demand(addrA); d != 2 {
+		t.Errorf("Demand after 2 ESP packets under an unknown SPI = %d, want 2", d)
+	}
+	// b's own outbound frames are held for want of an SA and count too;
+	// the count survives a policy update.
+	b.push(frame(addrB, addrA, protoUDP, 6081, 40))
+	if err := b.h.SetPolicies(addrB, policies(addrA, ovsbridge.EncapNone)); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.h.Demand(addrA); d != 3 {
+		t.Errorf("Demand after a held frame and a policy update = %d, want 3", d)
+	}
+	if d := b.h.Demand(netip.MustParseAddr("192.0.2.99")); d != 0 {
+		t.Errorf("Demand of a peer without a policy = %d, want 0", d)
+	}
+}
