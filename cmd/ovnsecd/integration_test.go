@@ -273,6 +273,8 @@ func TestValidateBackend(t *testing.T) {
 		{config{ikeDaemon: "strongswan"}, ""},
 		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0"}, ""},
 		{config{ikeDaemon: "native"}, "needs --bridge"},
+		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0", requireIPsec: true}, ""},
+		{config{ikeDaemon: "strongswan", requireIPsec: true}, "--require-ipsec needs --ike-daemon=native"},
 		{config{ikeDaemon: "libreswan"}, "not available"},
 		{config{ikeDaemon: "racoon"}, "should be native, strongswan or libreswan"},
 	}

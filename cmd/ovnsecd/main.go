@@ -40,6 +40,7 @@ type config struct {
 	enginePort    string
 	localIP       string
 	geneveOpts    int
+	requireIPsec  bool
 	showVersion   bool
 	ovsPidfileArg bool // --pidfile given without a value
 }
@@ -78,6 +79,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.enginePort, "engine-port", "ovnsec0", "native: name of the engine's TAP port on the bridge")
 	fs.StringVar(&c.localIP, "local-ip", "", "native: underlay IPv4 address (default: the bridge interface's first IPv4 address)")
 	fs.IntVar(&c.geneveOpts, "geneve-options", 8, "native: Geneve option bytes counted in the overlay MTU (OVN uses 8)")
+	fs.BoolVar(&c.requireIPsec, "require-ipsec", false, "native: drop the packets of every gre, geneve and vxlan tunnel that has no IPsec options yet, instead of letting them pass in plaintext (no plaintext window when OVN's ipsec=true reaches the chassis; with ipsec=false, tunnels carry nothing)")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 
 	// OVS daemons accept --pidfile and --log-file without a value; Go's
@@ -177,6 +179,9 @@ func errNotBuilt(name string) error {
 func validateBackend(c config) error {
 	switch strings.ToLower(c.ikeDaemon) {
 	case "strongswan":
+		if c.requireIPsec {
+			return fmt.Errorf("--require-ipsec needs --ike-daemon=native: only the native backend can drop the packets of a tunnel that has no IPsec configuration")
+		}
 		return nil
 	case "native":
 		if c.bridge == "" || c.nic == "" {

@@ -55,6 +55,7 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	}
 	s.be = be
 	s.table = tunnel.NewTable(tunnel.FileCertReader{}, time.Now)
+	s.table.RequireIPsec(c.requireIPsec)
 	s.rec = reconcile.New(s.be, log, reconcile.Options{})
 	s.watcher = ovsconf.New(c.database, log.With("stage", "ovsconf"))
 

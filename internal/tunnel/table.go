@@ -32,6 +32,11 @@ const (
 	reasonNoAuthMethod   = ": must choose a authentication method"
 )
 
+// reasonRequired is ovnsec's reason for a tunnel without IPsec options on a
+// host where IPsec is required (Table.RequireIPsec).
+const reasonRequired = ": IPsec is required on this host (ovnsecd --require-ipsec) but none of 'psk', 'remote_cert', 'remote_name' is set; its tunnel packets are dropped until one is"
+
+
 // Default UDP destination ports (IANA), as ovs-vswitchd uses them.
 const (
 	portGeneve uint16 = 6081
@@ -62,7 +67,20 @@ type Table struct {
 	// ignored says why the last Open_vSwitch other_config PKI update was
 	// ignored ("" when it was accepted); shown on every tunnel.
 	ignored string
+	// require makes every gre, geneve and vxlan interface a tunnel, INVALID
+	// until it has IPsec options (RequireIPsec).
+	require bool
 }
+
+// RequireIPsec makes the table track every gre, geneve and vxlan
+// interface, not only those with IPsec options as upstream does: one
+// without psk, remote_cert and remote_name is INVALID (and so, with a
+// backend that can block, has its packets dropped) instead of being left
+// to carry plaintext. It closes the window in which a tunnel exists but
+// its IPsec options do not yet (OVN writes remote_name after creating the
+// port, and each chassis learns ipsec=true at its own moment). Call it
+// before the first Update.
+func (t *Table) RequireIPsec(on bool) { t.require = on }
 
 // globalConf is the accepted Open_vSwitch:other_config PKI configuration.
 type globalConf struct {
@@ -180,7 +198,7 @@ func (t *Table) Update(s ovsconf.Snapshot) (tunnels []Tunnel, events []Event) {
 
 	seen := make(map[string]bool, len(s.Interfaces))
 	for _, iface := range s.Interfaces {
-		if !selected(iface) || seen[iface.Name] {
+		if !(selected(iface) || t.require && tunnelType(iface)) || seen[iface.Name] {
 			continue
 		}
 		seen[iface.Name] = true
@@ -213,15 +231,22 @@ func (t *Table) Update(s ovsconf.Snapshot) (tunnels []Tunnel, events []Event) {
 // geneve or vxlan interface whose options hold any of psk, remote_name or
 // remote_cert (presence of the key is enough, even with an empty value).
 func selected(iface ovsconf.Interface) bool {
-	switch Type(iface.Type) {
-	case TypeGRE, TypeGeneve, TypeVXLAN:
-	default:
+	if !tunnelType(iface) {
 		return false
 	}
 	for _, k := range []string{"psk", "remote_name", "remote_cert"} {
 		if _, ok := iface.Options[k]; ok {
 			return true
 		}
+	}
+	return false
+}
+
+// tunnelType reports whether iface is of a type IPsec can protect.
+func tunnelType(iface ovsconf.Interface) bool {
+	switch Type(iface.Type) {
+	case TypeGRE, TypeGeneve, TypeVXLAN:
+		return true
 	}
 	return false
 }
@@ -318,6 +343,9 @@ func (t *Table) updateTunnel(iface ovsconf.Interface, fresh bool, now time.Time,
 		e.version++
 		e.conf = c
 		e.state, e.reason = validate(c)
+		if t.require && !selected(iface) && e.reason == reasonNoAuthMethod {
+			e.reason = reasonRequired
+		}
 		if e.state == StateInvalid {
 			ev(slog.LevelWarn, name+" contains invalid configuration"+e.reason)
 		}

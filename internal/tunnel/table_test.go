@@ -99,6 +99,47 @@ func withoutDebug(events []Event) []string {
 	return out
 }
 
+// With RequireIPsec every gre/geneve/vxlan interface is a tunnel; one
+// without IPsec options is INVALID with a reason that names the flag, and
+// it becomes CONFIGURED (version bumped) when its options arrive.
+func TestRequireIPsec(t *testing.T) {
+	tb := NewTable(newFake(), clockAt(&testNow))
+	tb.RequireIPsec(true)
+	ts, events := tb.Update(snap(1, nil,
+		iface("ovn-b-0", "geneve", "remote_ip=10.0.0.2", "csum=true", "key=flow"),
+		iface("plain", "internal"),
+		iface("v", "vxlan", "remote_ip=10.0.0.3", "psk=x"),
+	))
+	if len(ts) != 2 {
+		t.Fatalf("%d tunnels, want 2 (geneve without options, vxlan with psk): %+v", len(ts), ts)
+	}
+	g, _ := find(ts, "ovn-b-0")
+	if g.State != StateInvalid || !strings.Contains(g.Reason, "--require-ipsec") || !strings.Contains(g.Reason, "dropped") {
+		t.Errorf("tunnel without IPsec options: state %s reason %q", g.State, g.Reason)
+	}
+	if v, _ := find(ts, "v"); v.State != StateConfigured {
+		t.Errorf("psk tunnel: state %s reason %q", v.State, v.Reason)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return strings.Contains(e.Msg, "ovn-b-0 contains invalid configuration") }) {
+		t.Errorf("no invalid-configuration event: %+v", events)
+	}
+	ts, _ = tb.Update(snap(2, nil, iface("ovn-b-0", "geneve", "remote_ip=10.0.0.2", "csum=true", "key=flow", "psk=s")))
+	g2, _ := find(ts, "ovn-b-0")
+	if g2.State != StateConfigured || g2.Version <= g.Version {
+		t.Errorf("after psk appeared: state %s version %d (was %d)", g2.State, g2.Version, g.Version)
+	}
+	// A missing remote_ip keeps upstream's reason.
+	ts, _ = tb.Update(snap(3, nil, iface("ovn-b-0", "geneve")))
+	if g3, _ := find(ts, "ovn-b-0"); g3.State != StateInvalid || g3.Reason != reasonRemoteIPNotSet {
+		t.Errorf("without remote_ip: state %s reason %q", g3.State, g3.Reason)
+	}
+	// Off (the default): the geneve port without options is no tunnel.
+	off := NewTable(newFake(), clockAt(&testNow))
+	if ts, _ := off.Update(snap(1, nil, iface("ovn-b-0", "geneve", "remote_ip=10.0.0.2"))); len(ts) != 0 {
+		t.Errorf("without RequireIPsec: %d tunnels, want 0", len(ts))
+	}
+}
+
 func find(ts []Tunnel, name string) (Tunnel, bool) {
 	i := slices.IndexFunc(ts, func(t Tunnel) bool { return t.Name == name })
 	if i < 0 {
