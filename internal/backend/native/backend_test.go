@@ -228,9 +228,10 @@ func TestChildSALifecycle(t *testing.T) {
 		t.Errorf("ipsec/status\n got %s\nwant %s", rep, want)
 	}
 
-	// Rekey of the -out- child: make-before-break.
+	// Rekey of the -out- child that we initiated: make-before-break, the
+	// peer installed the new pair before answering, so we switch at once.
 	nc := child(t, peer, "ovn-b-0-out-1", 0xc0000003, 0xd0000003, 5)
-	nc.Replaces = 0xc0000002
+	nc.Replaces, nc.Initiator = 0xc0000002, true
 	r.eng.handler.HandleChildSA(ike.ChildRekeyed, nc)
 	if o := tbl.Outbound(remote); o == nil || o.SPI() != 0xd0000003 {
 		t.Fatalf("outbound after rekey %v", o)
@@ -523,6 +524,57 @@ func TestInitiateOnDemand(t *testing.T) {
 		if got := count(); got != s.want {
 			t.Fatalf("%s: %d initiations, want %d", s.name, got, s.want)
 		}
+	}
+}
+
+// A rekey we answered: the initiator installs the new pair only when our
+// response arrives, so we keep sending under the old SA until the peer
+// deletes the old child, sends under the new SA, or promoteAfter passes.
+func TestResponderRekeyDefersOutbound(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sign func(r *rig, peer string)
+	}{
+		{"peer deletes the old child", func(r *rig, peer string) {
+			r.eng.handler.HandleChildSA(ike.ChildDeleted, child(t, peer, "ovn-b-0-out-1", 0xc0000002, 0xd0000002, 3))
+		}},
+		{"no sign within promoteAfter", func(r *rig, peer string) {
+			r.advance(promoteAfter - time.Millisecond)
+			r.b.promotePending()
+			if o := r.b.Hook().Table().Outbound(remote); o.SPI() != 0xd0000002 {
+				t.Fatalf("switched before promoteAfter: %v", o)
+			}
+			r.advance(time.Millisecond)
+			r.b.promotePending()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.now.Store(time.Unix(1700000000, 0).UnixNano()) // child() establishes at this time
+			if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {
+				t.Fatal(err)
+			}
+			peer := "ovn-b-0-1"
+			tbl := r.b.Hook().Table()
+			r.eng.handler.HandleChildSA(ike.ChildEstablished, child(t, peer, "ovn-b-0-out-1", 0xc0000002, 0xd0000002, 3))
+			nc := child(t, peer, "ovn-b-0-out-1", 0xc0000003, 0xd0000003, 5)
+			nc.Replaces = 0xc0000002 // Initiator false: we answered
+			r.eng.handler.HandleChildSA(ike.ChildRekeyed, nc)
+			if o := tbl.Outbound(remote); o == nil || o.SPI() != 0xd0000002 {
+				t.Fatalf("outbound right after a rekey we answered: %v, want the old SA d0000002", o)
+			}
+			if tbl.Inbound(0xc0000003) == nil || tbl.Inbound(0xc0000002) == nil {
+				t.Fatal("new and old inbound SAs must both accept")
+			}
+			r.b.promotePending() // no packet under the new SA yet, too early
+			if o := tbl.Outbound(remote); o.SPI() != 0xd0000002 {
+				t.Fatalf("switched without a sign from the peer: %v", o)
+			}
+			tc.sign(r, peer)
+			if o := tbl.Outbound(remote); o == nil || o.SPI() != 0xd0000003 {
+				t.Fatalf("outbound after %s: %v, want the new SA d0000003", tc.name, o)
+			}
+		})
 	}
 }
 

@@ -168,8 +168,13 @@ type childState struct {
 	established   time.Time
 	seq           int  // install order, for the status line's {n}
 	carries       bool // its outbound SA carries our tunnel packets
-	localTS       []ike.TrafficSelector
-	remoteTS      []ike.TrafficSelector
+	// pendingOut: we answered the rekey that made this child, and its
+	// outbound SA waits to replace the one of the child it replaces
+	// (replaces) until the peer shows it can open it (promoteLocked).
+	pendingOut bool
+	replaces   esp.SPI
+	localTS    []ike.TrafficSelector
+	remoteTS   []ike.TrafficSelector
 }
 
 // New attaches the engine port to br-phy (no policies yet), opens the TAP,
@@ -283,6 +288,11 @@ func (b *Backend) goRun(what string, run func(context.Context) error) {
 	}()
 }
 
+// promoteAfter is how long the responder of a Child SA rekey keeps sending
+// under the old SA when the initiator neither deleted the old child nor
+// sent under the new one.
+const promoteAfter = 2 * time.Second
+
 // demandRetry is the shortest interval between two initiations caused by
 // packets that found no SA.
 const demandRetry = 2 * time.Second
@@ -297,6 +307,7 @@ func (b *Backend) sweep(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			b.hook.Sweep()
+			b.promotePending()
 			b.initiateLate()
 		}
 	}

@@ -73,7 +73,21 @@ func (b *Backend) installLocked(st *tunnelState, ev ike.ChildEvent, c ike.ChildS
 	if ev == ike.ChildRekeyed && c.Replaces != 0 {
 		old = st.children[c.Replaces]
 	}
+	pending := false
 	switch {
+	case old != nil && carries && old.out == b.hook.Table().Outbound(peer) && !c.Initiator:
+		// We answered the rekey: the initiator installs its new inbound SA
+		// only when our response arrives, so a packet sent under the new
+		// outbound SA at once could beat the response and be dropped there.
+		// Keep sending under the old SA (still valid at the peer) until the
+		// peer deletes the old child or sends under the new one.
+		if err = b.hook.AddInbound(peer, in); err != nil {
+			break
+		}
+		if rerr := b.hook.Retire(c.Replaces, b.cfg.RekeyGrace); rerr != nil {
+			b.log.Debug("retire replaced inbound SA", "spi", c.Replaces, "err", rerr)
+		}
+		pending = true
 	case old != nil && carries && old.out == b.hook.Table().Outbound(peer):
 		err = b.hook.Rekey(peer, in, out, c.Replaces, b.cfg.RekeyGrace)
 	default:
@@ -99,7 +113,7 @@ func (b *Backend) installLocked(st *tunnelState, ev ike.ChildEvent, c ike.ChildS
 	st.children[c.InSPI] = &childState{
 		name: c.Name, inSPI: c.InSPI, outSPI: c.OutSPI, encap: c.Encap, carries: carries,
 		in: in, out: out, keyBits: c.EncrKeyBits, established: c.Established, seq: b.seq,
-		localTS: c.LocalTS, remoteTS: c.RemoteTS,
+		localTS: c.LocalTS, remoteTS: c.RemoteTS, pendingOut: pending, replaces: c.Replaces,
 	}
 	st.lastEvent = fmt.Sprintf("child %s %v", c.Name, ev)
 	st.installErr = ""
@@ -145,6 +159,13 @@ func covers(ts []ike.TrafficSelector, a netip.Addr, proto uint8, lo, hi uint16) 
 func (b *Backend) deleteLocked(st *tunnelState, c ike.ChildSA) {
 	cur := st.children[c.InSPI]
 	if cur == nil {
+		// The peer deleted a child we answered a rekey of: it has the new
+		// SAs installed, so their outbound SA takes over now.
+		for _, ch := range st.children {
+			if ch.pendingOut && ch.replaces == c.InSPI {
+				b.promoteLocked(st, ch, "the peer deleted the replaced child")
+			}
+		}
 		return
 	}
 	delete(st.children, c.InSPI)
@@ -167,4 +188,34 @@ func (b *Backend) deleteLocked(st *tunnelState, c ike.ChildSA) {
 	}
 	st.lastEvent = "child " + c.Name + " deleted"
 	b.log.Info("Child SA deleted", "tunnel", st.t.Name, "child", c.Name, "spi_in", c.InSPI, "spi_out", c.OutSPI)
+}
+
+// promotePending switches to the outbound SA of every child we answered a
+// rekey of once the peer has sent under its inbound SA (so it has
+// installed the pair) or promoteAfter has passed.
+func (b *Backend) promotePending() {
+	now := b.cfg.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, st := range b.tunnels {
+		for _, ch := range st.children {
+			switch {
+			case !ch.pendingOut:
+			case ch.in.Stats().PacketsIn > 0:
+				b.promoteLocked(st, ch, "the peer sends under the new SA")
+			case now.Sub(ch.established) >= promoteAfter:
+				b.promoteLocked(st, ch, "no sign from the peer within "+promoteAfter.String())
+			}
+		}
+	}
+}
+
+// promoteLocked makes ch's outbound SA the one towards the peer.
+func (b *Backend) promoteLocked(st *tunnelState, ch *childState, why string) {
+	ch.pendingOut = false
+	if err := b.hook.SetOutbound(st.plan.remote, ch.out); err != nil {
+		b.log.Warn("switch to the rekeyed outbound SA", "tunnel", st.t.Name, "child", ch.name, "err", err)
+		return
+	}
+	b.log.Info("Outbound traffic moved to the rekeyed Child SA", "tunnel", st.t.Name, "child", ch.name, "spi_out", ch.outSPI, "because", why)
 }
