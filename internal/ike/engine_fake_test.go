@@ -493,6 +493,34 @@ func TestFakeShutdownDeletes(t *testing.T) {
 	}
 }
 
+// Once both sides forgot the peer, no timer is left: a running timer
+// would keep the dead IKE SA, its children and keys in memory until it
+// fires (the hard lifetime, hours later).
+func TestFakeNoTimerLeak(t *testing.T) {
+	w := newFakeWorld(t, nil, nil)
+	w.add(fakePeer(w.a, w.b, true), fakePeer(w.b, w.a, false))
+	w.waitUp()
+	if err := w.a.e.RekeyIKE("peer"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); w.a.e.Status("peer").Rekeys == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no IKE rekey: %+v", w.a.e.Status("peer"))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	settle()
+	if n := w.clock.Pending(); n == 0 {
+		t.Fatal("no timers while the tunnel is up: the test would prove nothing")
+	}
+	w.a.e.RemovePeer("peer")
+	w.b.e.RemovePeer("peer")
+	settle()
+	if n := w.clock.Pending(); n != 0 {
+		t.Errorf("%d timers still pending after both sides removed the peer", n)
+	}
+}
+
 // espInCount counts the inbound ESP SPIs the engine holds.
 func espInCount(e *Engine) int {
 	n := 0

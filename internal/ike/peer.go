@@ -133,7 +133,10 @@ func (sa *ikeSA) destroy() {
 		p.e.halfOpen.Add(-1)
 	}
 	sa.state = stateDead
-	for _, t := range []Timer{sa.rekeyTimer, sa.dpdTimer, sa.halfTimer} {
+	// Every timer holds the SA: one left running would keep a dead SA (and
+	// its keys and children) in memory until it fires, hours later for the
+	// hard lifetime.
+	for _, t := range []Timer{sa.rekeyTimer, sa.dpdTimer, sa.halfTimer, sa.expireTimer, sa.aliveTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -310,7 +313,10 @@ func (p *peer) rekeyAfter(life time.Duration) time.Duration {
 
 // armExpire ends the IKE SA at its hard lifetime if no rekey replaced it.
 func (sa *ikeSA) armExpire(life time.Duration) {
-	sa.p.e.clock.AfterFunc(life, func() {
+	if sa.expireTimer != nil {
+		sa.expireTimer.Stop()
+	}
+	sa.expireTimer = sa.p.e.clock.AfterFunc(life, func() {
 		p := sa.p
 		p.mu.Lock()
 		defer p.unlock()
@@ -346,7 +352,10 @@ func (sa *ikeSA) armKeepalive() {
 	if !sa.natLocal || sa.state != stateEstablished {
 		return
 	}
-	sa.p.e.clock.AfterFunc(NATKeepaliveInterval, func() {
+	if sa.aliveTimer != nil {
+		sa.aliveTimer.Stop()
+	}
+	sa.aliveTimer = sa.p.e.clock.AfterFunc(NATKeepaliveInterval, func() {
 		p := sa.p
 		p.mu.Lock()
 		defer p.unlock()
