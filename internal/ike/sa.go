@@ -95,8 +95,8 @@ type ikeSA struct {
 	rekeyTimer  Timer
 	dpdTimer    Timer
 	halfTimer   Timer
-	expireTimer Timer // hard lifetime
-	aliveTimer  Timer // next NAT keepalive
+	expireTimer Timer  // hard lifetime
+	aliveTimer  Timer  // next NAT keepalive
 	rekeyedBy   *ikeSA // set on the old SA once replaced
 	rekeyNonce  []byte // our nonce in a pending IKE SA rekey (collisions)
 	initialCont bool   // the peer sent INITIAL_CONTACT

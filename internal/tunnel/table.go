@@ -36,7 +36,6 @@ const (
 // host where IPsec is required (Table.RequireIPsec).
 const reasonRequired = ": IPsec is required on this host (ovnsecd --require-ipsec) but none of 'psk', 'remote_cert', 'remote_name' is set; its tunnel packets are dropped until one is"
 
-
 // Default UDP destination ports (IANA), as ovs-vswitchd uses them.
 const (
 	portGeneve uint16 = 6081
