@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,6 +359,44 @@ func TestFakeSimultaneousInitiation(t *testing.T) {
 	sa, sb := w.a.e.Status("peer"), w.b.e.Status("peer")
 	if sa.SPIi != sb.SPIi || len(sa.Children) != 1 || len(sb.Children) != 1 || sa.Children[0].InSPI != sb.Children[0].OutSPI {
 		t.Fatalf("after simultaneous initiation:\na %+v\nb %+v", sa, sb)
+	}
+}
+
+// Crossing initiations a second apart: a's IKE SA is up when b's own
+// IKE_SA_INIT (a late retransmission) reaches a, with the INITIAL_CONTACT
+// every first IKE_AUTH carries. That is no restart of b: a must not
+// destroy the SA b still uses; both sides must end on the same SA.
+func TestFakeLateCrossingInitiation(t *testing.T) {
+	w := newFakeWorld(t, nil, nil)
+	var dropB atomic.Bool
+	dropB.Store(true)
+	w.net.setFilter(func(from, to netip.AddrPort, b []byte) bool {
+		// b's IKE_SA_INIT requests (initiator flag, no response flag).
+		req := len(b) > 19 && b[18] == 34 && b[19]&0x08 != 0 && b[19]&0x20 == 0
+		return !(dropB.Load() && req && from.Addr() == w.b.ip)
+	})
+	w.add(fakePeer(w.a, w.b, true), fakePeer(w.b, w.a, true))
+	deadline := time.Now().Add(5 * time.Second)
+	for !w.a.e.Status("peer").Up() {
+		if time.Now().After(deadline) {
+			t.Fatalf("a's IKE SA not up: %+v", w.a.e.Status("peer"))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	settle()
+	dropB.Store(false)
+	w.advance(time.Second) // b retransmits its IKE_SA_INIT
+	w.advance(halfOpenTimeout)
+	sa, sb := w.a.e.Status("peer"), w.b.e.Status("peer")
+	if !sa.Up() || !sb.Up() || sa.SPIi != sb.SPIi || len(sa.Children) != 1 || len(sb.Children) != 1 || sa.Children[0].InSPI != sb.Children[0].OutSPI {
+		t.Fatalf("after a late crossing initiation the sides disagree:\na %+v\nb %+v", sa, sb)
+	}
+	// Both kept one of the two crossing SAs: no third IKE SA was needed
+	// because one side had thrown away the SA the other kept.
+	for _, side := range []*fakeSide{w.a, w.b} {
+		if n := Count(side.rec.Events(), ChildEstablished); n != 2 {
+			t.Errorf("%v: %d Child SAs established, want 2 (one per crossing IKE SA)", side.ip, n)
+		}
 	}
 }
 

@@ -244,8 +244,11 @@ func (sa *ikeSA) setEstablished() {
 		return
 	}
 	switch {
-	case old.state == stateEstablished && sa.initialCont && old.established.Before(sa.created):
+	case old.state == stateEstablished && sa.initialCont && sa.created.Sub(old.established) >= restartGuard:
 		// The peer restarted and has no state of the old SA any more.
+		// (Every first IKE_AUTH carries INITIAL_CONTACT, so one that
+		// follows our SA closely is a crossing initiation, not a restart:
+		// the nonce rule below keeps the same SA on both sides then.)
 		old.destroy()
 		p.ike = sa
 	case old.state == stateDeleting:
@@ -281,6 +284,13 @@ func (sa *ikeSA) setEstablished() {
 		p.ike = sa
 	}
 }
+
+// restartGuard: an IKE SA the peer initiates with INITIAL_CONTACT at least
+// this long after ours came up means the peer lost its state (restarted);
+// sooner, both sides initiated at about the same time. It covers the late
+// initiation of the side that waits for its peer (native backend: 10 s)
+// and IKE_SA_INIT retransmissions.
+const restartGuard = 15 * time.Second
 
 // duplicateGrace is how long we wait for the peer to delete a duplicate
 // IKE SA it initiated before we delete it ourselves.
