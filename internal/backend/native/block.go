@@ -104,7 +104,24 @@ func (b *Backend) blockedPoliciesLocked(ps []ovsbridge.Policy) []ovsbridge.Polic
 			ps = append(ps, bt.policy)
 		}
 	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].PeerIP.Less(ps[j].PeerIP) })
+	// A total order, so that an unchanged set compares equal
+	// (applyPoliciesLocked skips installing it again).
+	sort.Slice(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
+		if c := a.PeerIP.Compare(b.PeerIP); c != 0 {
+			return c < 0
+		}
+		if a.Proto != b.Proto {
+			return a.Proto < b.Proto
+		}
+		if a.DstPort != b.DstPort {
+			return a.DstPort < b.DstPort
+		}
+		if a.Encap != b.Encap {
+			return a.Encap < b.Encap
+		}
+		return a.Mode < b.Mode
+	})
 	return ps
 }
 

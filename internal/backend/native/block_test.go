@@ -101,6 +101,9 @@ func TestPrepareProtectsAllAtOnce(t *testing.T) {
 	if got := r.att.get(); len(got) != 2 {
 		t.Fatalf("after Ensure of one: policies %+v, want both still protected", got)
 	}
+	if r.att.sets != sets+1 {
+		t.Errorf("Ensure of a prepared tunnel installed br-phy again (%d installs in all): its policy was already in place", r.att.sets-sets)
+	}
 	if err := r.b.Remove(ctx, c.Name); err != nil {
 		t.Fatal(err)
 	}

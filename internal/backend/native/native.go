@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -133,6 +134,9 @@ type Backend struct {
 	tunnels map[string]*tunnelState  // by tunnel (interface) name
 	byPeer  map[string]*tunnelState  // by IKE peer name
 	blocked map[string]blockedTunnel // INVALID tunnels whose packets are dropped
+	// applied is the policy set last installed in full (hook, loop and
+	// br-phy), nil before the first and after a failed install.
+	applied []ovsbridge.Policy
 	// peerUses counts how often an IKE peer name was configured: a tunnel
 	// deleted and added again under the same name and version would reuse
 	// "<if>-<v>", and late events of the old IKE peer would be taken for
@@ -418,8 +422,18 @@ func (b *Backend) policiesLocked() []ovsbridge.Policy {
 
 // applyPoliciesLocked installs the current policies: hook and loop first
 // (they must know a peer before OVS steers its frames), then br-phy.
+//
+// An unchanged set is not installed again: Prepare protects every tunnel
+// of a reconcile pass in one br-phy install, and the Ensure calls that
+// follow would otherwise replace the same table once per tunnel (three
+// ovs-ofctl runs each; 20 of them per chassis in a 20-node mesh). A lost
+// table (ovs-vswitchd restart) is the attachment's watcher's job.
 func (b *Backend) applyPoliciesLocked(ctx context.Context) error {
 	ps := b.policiesLocked()
+	if b.applied != nil && slices.Equal(ps, b.applied) {
+		return nil
+	}
+	b.applied = nil
 	if err := b.hook.SetPolicies(b.cfg.Local, ps); err != nil {
 		return err
 	}
@@ -427,6 +441,7 @@ func (b *Backend) applyPoliciesLocked(ctx context.Context) error {
 	if err := b.att.SetPolicies(ctx, ps); err != nil {
 		return fmt.Errorf("native backend: install br-phy rules: %w", err)
 	}
+	b.applied = append(make([]ovsbridge.Policy, 0, len(ps)), ps...)
 	return nil
 }
 
