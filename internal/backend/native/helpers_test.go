@@ -193,7 +193,7 @@ func newRig(t *testing.T) *rig {
 	r := &rig{eng: newFakeIKE(), att: &fakeAtt{}, dev: newChanDev()}
 	r.now.Store(time.Unix(1700000000, 0).UnixNano())
 	b, err := newBackend(Config{
-		Local: local, Bridge: "br-phy", RekeyGrace: time.Minute,
+		Local: local, Bridge: "br-phy", RekeyGrace: time.Minute, PeerGrace: 10 * time.Second,
 		NewIKE: func(c ike.Config) (IKE, error) {
 			r.eng.handler = c.Handler
 			if c.Local != local {

@@ -92,7 +92,11 @@ type Config struct {
 	GeneveOptions int
 	// PeerGrace is how long the side with the higher address waits for
 	// the peer to bring the IKE SA up before it initiates itself; default
-	// 10 s.
+	// 3 s. The peer's first IKE_SA_INIT is dropped unanswered when it
+	// arrives before we configured the tunnel, and its retransmissions
+	// back off (0.5, 1.5, 3.5, 7.5 s), so a long grace delays tunnels that
+	// are enabled everywhere at once (the mesh bench); a crossing
+	// initiation is resolved by the IKE engine's nonce rule.
 	PeerGrace time.Duration
 	// Now tells the time (initiation grace); default time.Now.
 	Now func() time.Time
@@ -221,7 +225,7 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device) (*Backend, err
 		cfg.RekeyGrace = 10 * time.Second
 	}
 	if cfg.PeerGrace <= 0 {
-		cfg.PeerGrace = 10 * time.Second
+		cfg.PeerGrace = 3 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
