@@ -34,6 +34,7 @@ func (s *system) registerCommands() {
 		s.requestExit(cleanup)
 		return "", nil
 	})
+	s.registerMemoryCommands()
 }
 
 func (s *system) cmdTunnelsShow(ctx context.Context, _ []string) (string, error) {

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestMemoryLine(t *testing.T) {
+	re := regexp.MustCompile(`^tunnels:7 heap_live_kib:\d+ heap_sys_kib:\d+ go_sys_kib:\d+ goroutines:\d+ gc_cycles:\d+ rss_kib:1234\n$`)
+	if got := memoryLine(7, 1234); !re.MatchString(got) {
+		t.Errorf("memoryLine = %q", got)
+	}
+	if got := memoryLine(0, -1); strings.Contains(got, "rss_kib") {
+		t.Errorf("unknown RSS printed: %q", got)
+	}
+}
+
+func TestReadRSSKiB(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, body string
+		want       int64
+	}{
+		{"ok", "Name:\tovnsecd\nVmRSS:\t   20134 kB\nThreads:\t9\n", 20134},
+		{"missing", "Name:\tovnsecd\n", -1},
+		{"garbage", "VmRSS:\tlots kB\n", -1},
+		{"empty", "VmRSS:\n", -1},
+	} {
+		p := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(p, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := readRSSKiB(p); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if got := readRSSKiB(filepath.Join(dir, "nonexistent")); got != -1 {
+		t.Errorf("unreadable file: %d, want -1", got)
+	}
+	if got := readRSSKiB("/proc/self/status"); got <= 0 {
+		t.Errorf("own RSS: %d", got)
+	}
+}
+
+func TestWriteHeapProfile(t *testing.T) {
+	if _, err := writeHeapProfile("heap.pprof"); err == nil || !strings.Contains(err.Error(), "absolute path") {
+		t.Errorf("relative path: err = %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "heap.pprof")
+	msg, err := writeHeapProfile(p)
+	if err != nil || !strings.Contains(msg, p) {
+		t.Fatalf("write: %q %v", msg, err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Size() == 0 || st.Mode().Perm() != 0o600 {
+		t.Fatalf("profile file: %v %v", st, err)
+	}
+	if _, err := writeHeapProfile(p); err == nil || !strings.Contains(err.Error(), "choose a new file") {
+		t.Errorf("existing file overwritten or wrong error: %v", err)
+	}
+}
