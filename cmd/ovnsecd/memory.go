@@ -10,10 +10,43 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// Returning memory: setting up tunnels (IKE handshakes, OVSDB updates,
+// br-phy installs) leaves megabytes of garbage, and the Go runtime keeps
+// the heap it grew for them, returning it to the OS only slowly. A daemon
+// that then idles for days should not hold that: every
+// memoryCheckInterval, if more than idleHeapLimit of the heap is free but
+// not yet returned, ovnsecd collects and returns it (one GC of a heap of a
+// few MB: about a millisecond).
+const (
+	memoryCheckInterval = 5 * time.Second
+	idleHeapLimit       = 2 << 20
+)
+
+// returnMemory runs the check until ctx ends.
+func returnMemory(ctx context.Context, every time.Duration, limit uint64) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() > limit {
+				debug.FreeOSMemory()
+			}
+		}
+	}
+}
 
 func (s *system) registerMemoryCommands() {
 	s.ctl.Register("memory/show", 0, 0, "", func(ctx context.Context, _ []string) (string, error) {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMemoryLine(t *testing.T) {
@@ -59,5 +63,38 @@ func TestWriteHeapProfile(t *testing.T) {
 	}
 	if _, err := writeHeapProfile(p); err == nil || !strings.Contains(err.Error(), "choose a new file") {
 		t.Errorf("existing file overwritten or wrong error: %v", err)
+	}
+}
+
+// returnMemory gives free heap back to the OS once it exceeds the limit.
+func TestReturnMemory(t *testing.T) {
+	garbage := make([][]byte, 0, 64)
+	for range 64 {
+		garbage = append(garbage, make([]byte, 64<<10)) // 4 MiB
+	}
+	garbage = nil
+	runtime.GC() // now free, not yet returned
+	free := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	if f := free(); f < 2<<20 {
+		t.Skipf("the runtime already returned the memory (%d bytes free): nothing to check", f)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- returnMemory(ctx, 10*time.Millisecond, 1<<20) }()
+	// The runtime's own background scavenger is much slower than this.
+	deadline := time.Now().Add(time.Second)
+	for free() > 1<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of free heap still held after 1 s", free())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -183,6 +183,7 @@ func (s *system) run(ctx context.Context) error {
 	start("ovsconf", s.watcher.Run)
 	start("reconcile", s.rec.Run)
 	start("tunnels", s.feed)
+	start("memory", func(ctx context.Context) error { return returnMemory(ctx, memoryCheckInterval, idleHeapLimit) })
 
 	var cleanup bool
 	select {
