@@ -35,7 +35,10 @@ func (t timeTicker) Stop()               { t.t.Stop() }
 type Config struct {
 	Bridge string // br-phy: netdev datapath, underlay IP on its LOCAL port
 	NIC    string // br-phy's underlay port (a kernel interface)
-	Engine string // name of the engine's TAP port, default "ovnsec0"
+	Engine string // name of the engine's port on br-phy, default "ovnsec0"
+	// Port is the kind of engine port: PortTAP (default) or PortVeth (a
+	// veth pair the engine reads in batches; open it with OpenEngine).
+	Port   PortKind
 	Cookie Cookie // default DefaultCookie
 	// OVS reaches ovs-vswitchd and its database; OVS.Target defaults to
 	// Bridge.
@@ -109,10 +112,11 @@ func Attach(ctx context.Context, cfg Config) (*Attachment, error) {
 		return nil, fmt.Errorf("attach to %s: %w", cfg.Bridge, err)
 	}
 	a.underlay.Store(int64(mtu))
-	if err := EnsureTAP(cfg.Engine, cfg.Netns, mtu); err != nil {
+	fresh, err := ensureEnginePort(cfg.Port, cfg.Engine, cfg.Netns, mtu)
+	if err != nil {
 		return nil, fmt.Errorf("attach to %s: %w", cfg.Bridge, err)
 	}
-	if err := a.ensurePort(ctx); err != nil {
+	if err := a.ensurePort(ctx, fresh); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
@@ -141,6 +145,26 @@ func Attach(ctx context.Context, cfg Config) (*Attachment, error) {
 	return a, nil
 }
 
+// ensureEnginePort makes the engine's device of the given kind exist,
+// replacing one of the other kind. It reports whether the device is new
+// (ovs-vswitchd then has to open it again).
+func ensureEnginePort(kind PortKind, name, netnsPath string, mtu int) (bool, error) {
+	before := linkType(name, netnsPath)
+	switch kind {
+	case PortTAP:
+		if err := deleteIfVeth(name, netnsPath); err != nil {
+			return false, err
+		}
+		return before != "tuntap", EnsureTAP(name, netnsPath, mtu)
+	case PortVeth:
+		return before != "veth", EnsureVeth(name, netnsPath, mtu)
+	}
+	return false, fmt.Errorf("engine port %s: unknown kind %v", name, kind)
+}
+
+// Port returns the kind of the engine port.
+func (a *Attachment) Port() PortKind { return a.cfg.Port }
+
 // protectsPeers reports whether br-phy already holds our rules dropping
 // plaintext from at least one peer.
 func (a *Attachment) protectsPeers(ctx context.Context) bool {
@@ -166,8 +190,16 @@ func (a *Attachment) nicMTU(ctx context.Context) (int, error) {
 
 // ensurePort adds the engine port to br-phy and sets fail_mode=secure in one
 // transaction. Changing fail_mode makes ovs-vswitchd flush the table, so
-// the caller installs the rules afterwards.
-func (a *Attachment) ensurePort(ctx context.Context) error {
+// the caller installs the rules afterwards. With fresh (the device was just
+// created) the port is first removed in a transaction of its own, so that
+// ovs-vswitchd opens the new device: within one transaction it would keep
+// its handle on the old, deleted one (it matches ports by name).
+func (a *Attachment) ensurePort(ctx context.Context, fresh bool) error {
+	if fresh {
+		if _, err := a.cfg.OVS.Vsctl(ctx, "--if-exists", "del-port", a.cfg.Bridge, a.cfg.Engine); err != nil {
+			return fmt.Errorf("remove the old engine port %s from %s: %w", a.cfg.Engine, a.cfg.Bridge, err)
+		}
+	}
 	_, err := a.cfg.OVS.Vsctl(ctx,
 		"--may-exist", "add-port", a.cfg.Bridge, a.cfg.Engine,
 		"--", "set", "Bridge", a.cfg.Bridge, "fail_mode=secure")
@@ -247,7 +279,7 @@ func (a *Attachment) Check(ctx context.Context) (bool, error) {
 	switch {
 	case !ok:
 		reason = "engine port missing"
-		if err := a.ensurePort(ctx); err != nil {
+		if err := a.ensurePort(ctx, false); err != nil {
 			return false, err
 		}
 	case p.OFPort != a.engPort:
@@ -386,8 +418,50 @@ func (a *Attachment) Detach(ctx context.Context) error {
 	if _, err := a.cfg.OVS.Vsctl(ctx, "--if-exists", "del-port", a.cfg.Bridge, a.cfg.Engine); err != nil {
 		errs = append(errs, fmt.Errorf("remove engine port %s: %w", a.cfg.Engine, err))
 	}
-	if err := DeleteTAP(a.cfg.Engine, a.cfg.Netns); err != nil {
+	del := DeleteTAP
+	if a.cfg.Port == PortVeth {
+		del = DeleteVeth
+	}
+	if err := del(a.cfg.Engine, a.cfg.Netns); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckDirect reports whether the engine may write outbound frames straight
+// onto the NIC (LoopConfig.Wire = OpenWire(NIC)) without changing what
+// leaves it: the NIC port must be a single kernel interface (not a bond,
+// not DPDK or another userspace type) with no VLAN tag, trunks or
+// vlan_mode, all of which OVS would apply on output and the engine would
+// not. A nil error means direct output is safe to enable.
+func (a *Attachment) CheckDirect(ctx context.Context) error {
+	nic := a.cfg.NIC
+	out, err := a.cfg.OVS.Vsctl(ctx, "get", "Port", nic, "tag", "trunks", "vlan_mode", "interfaces",
+		"--", "get", "Interface", nic, "type")
+	if err != nil {
+		return fmt.Errorf("direct output on %s: read its OVS port: %w", nic, err)
+	}
+	return checkDirectFields(nic, strings.Split(strings.TrimSpace(out), "\n"))
+}
+
+// checkDirectFields checks ovs-vsctl's answers for tag, trunks, vlan_mode,
+// interfaces and the interface type, one per line.
+func checkDirectFields(nic string, f []string) error {
+	if len(f) != 5 {
+		return fmt.Errorf("direct output on %s: unexpected ovs-vsctl output %q", nic, f)
+	}
+	for i, name := range []string{"tag", "trunks", "vlan_mode"} {
+		if v := strings.TrimSpace(f[i]); v != "[]" {
+			return fmt.Errorf("direct output on %s: the port has %s %s, which OVS applies on output; leave direct output off", nic, name, v)
+		}
+	}
+	if strings.Contains(f[3], ",") {
+		return fmt.Errorf("direct output on %s: the port is a bond (%s); leave direct output off", nic, strings.TrimSpace(f[3]))
+	}
+	switch t := strings.Trim(strings.TrimSpace(f[4]), `"`); t {
+	case "", "system":
+	default:
+		return fmt.Errorf("direct output on %s: interface type %q is not a kernel interface; leave direct output off", nic, t)
+	}
+	return nil
 }

@@ -5,7 +5,10 @@ package ovsbridge
 // ovs-vswitchd (userspace datapath), br-phy holding the underlay address
 // 198.51.100.x and three overlay bridges, one per tunnel protocol (Geneve,
 // VXLAN, GRE), each with a tunnel port to the peer and an internal port
-// holding an overlay address in 203.0.113.0/24.
+// holding an overlay address in 203.0.113.0/24. It runs once per engine
+// port configuration: the TAP, the veth pair (Config.Port = PortVeth), and
+// the veth pair with outbound frames written straight to the NIC
+// (LoopConfig.Wire).
 
 import (
 	"bufio"
@@ -41,6 +44,9 @@ type testHost struct {
 	attStop  context.CancelFunc
 	attDone  chan error
 	hook     Hook // nil: Passthrough
+	kind     PortKind
+	direct   bool        // outbound frames go straight to the NIC
+	wire     *PacketPort // open while the loop runs, with direct
 	loop     *Loop
 	loopStop context.CancelFunc
 	loopDone chan error
@@ -133,7 +139,7 @@ func setupHost(t *testing.T, h *testHost) {
 	h.ns(t, "ip", "link", "set", "br-phy", "up")
 
 	att, err := Attach(context.Background(), Config{
-		Bridge: "br-phy", NIC: h.nic, Engine: "obrt-eng", OVS: h.ovs, Netns: h.nsPath(),
+		Bridge: "br-phy", NIC: h.nic, Engine: "obrt-eng", Port: h.kind, OVS: h.ovs, Netns: h.nsPath(),
 		CheckInterval: 200 * time.Millisecond, Log: testLogger(t).With("host", h.name),
 	})
 	if err != nil {
@@ -254,7 +260,7 @@ func (h *testHost) setMode(t *testing.T, m Mode) {
 
 func (h *testHost) startLoop(t *testing.T) {
 	t.Helper()
-	tap, err := OpenTAP("obrt-eng", h.nsPath())
+	dev, err := OpenEngine(h.kind, "obrt-eng", h.nsPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +268,14 @@ func (h *testHost) startLoop(t *testing.T) {
 	if hook == nil {
 		hook = Passthrough{}
 	}
-	l, err := NewLoop(LoopConfig{Device: tap, Hook: hook, MaxFrame: 1500 + ethHeader + vlanTag, Log: testLogger(t)})
+	cfg := LoopConfig{Device: dev, Hook: hook, MaxFrame: 1500 + ethHeader + vlanTag, Log: testLogger(t)}
+	if h.direct {
+		if h.wire, err = OpenWire(h.nic, h.nsPath()); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Wire = h.wire
+	}
+	l, err := NewLoop(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +294,10 @@ func (h *testHost) stopLoop(t *testing.T) {
 		t.Errorf("%s: packet loop: %v", h.name, err)
 	}
 	h.loopStop = nil
+	if h.wire != nil {
+		h.wire.Close()
+		h.wire = nil
+	}
 }
 
 func (h *testHost) startWatcher() {
@@ -446,6 +463,20 @@ func TestIntegrationTwoHosts(t *testing.T) {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		testenv.Missing(t, "/dev/net/tun")
 	}
+	for _, c := range []struct {
+		name   string
+		kind   PortKind
+		direct bool
+	}{
+		{"tap", PortTAP, false},
+		{"veth", PortVeth, false},
+		{"veth direct", PortVeth, true},
+	} {
+		t.Run(c.name, func(t *testing.T) { testTwoHosts(t, c.kind, c.direct) })
+	}
+}
+
+func testTwoHosts(t *testing.T, kind PortKind, direct bool) {
 	start := time.Now()
 	dir, err := os.MkdirTemp("/tmp", "obrt-") // short: unix socket paths are limited to 107 bytes
 	if err != nil {
@@ -453,9 +484,9 @@ func TestIntegrationTwoHosts(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
-	a := &testHost{name: "obrt-a", nic: "obrt-ua", index: 0,
+	a := &testHost{name: "obrt-a", nic: "obrt-ua", index: 0, kind: kind, direct: direct,
 		underlay: netip.MustParseAddr("198.51.100.1"), peer: netip.MustParseAddr("198.51.100.2")}
-	b := &testHost{name: "obrt-b", nic: "obrt-ub", index: 1,
+	b := &testHost{name: "obrt-b", nic: "obrt-ub", index: 1, kind: kind, direct: direct,
 		underlay: netip.MustParseAddr("198.51.100.2"), peer: netip.MustParseAddr("198.51.100.1")}
 	for _, h := range []*testHost{a, b} {
 		h.dir = filepath.Join(dir, h.name)
@@ -538,16 +569,19 @@ func TestIntegrationTwoHosts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []Kind{KindToNIC, KindToLocal} {
-				if c[k].Packets == 0 {
-					t.Errorf("%s: no packets through %v flows: %+v", h.name, k, c)
-				}
+			if c[KindToLocal].Packets == 0 {
+				t.Errorf("%s: no packets through %v flows: %+v", h.name, KindToLocal, c)
+			}
+			// Outbound frames go back through OVS, or with direct
+			// straight to the NIC, never both.
+			if toNIC := c[KindToNIC].Packets; direct != (toNIC == 0) {
+				t.Errorf("%s: %d packets through %v flows with direct=%v", h.name, toNIC, KindToNIC, direct)
 			}
 			s := h.loop.Stats()
 			// DropUnknown/DropMalformed stay 0: ARP broadcasts on br-phy
 			// never reach the engine port (no-flood).
 			if s.OutFrames == 0 || s.InFrames == 0 || s.OutWritten != s.OutFrames || s.InWritten != s.InFrames ||
-				s.DropUnknown != 0 || s.DropMalformed != 0 {
+				s.DropUnknown != 0 || s.DropMalformed != 0 || s.DropLeak != 0 {
 				t.Errorf("%s: loop stats %+v", h.name, s)
 			}
 			t.Logf("%s: loop %+v", h.name, s)
@@ -642,7 +676,13 @@ func TestIntegrationTwoHosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c[KindDropEngineLeak].Packets == 0 {
+		// Without direct OVS's engine-leak rule drops it; with direct the
+		// loop's wire check does, before it reaches the NIC.
+		if direct {
+			if s := a.loop.Stats(); s.DropLeak == 0 || c[KindDropEngineLeak].Packets != 0 {
+				t.Errorf("direct: loop leak drops %d, OVS engine-leak drops %d; want >0 and 0", s.DropLeak, c[KindDropEngineLeak].Packets)
+			}
+		} else if c[KindDropEngineLeak].Packets == 0 {
 			t.Errorf("engine-leak drop rule counted nothing: %+v", c)
 		}
 	})
@@ -678,7 +718,13 @@ func TestIntegrationTwoHosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []Kind{KindSteerOut, KindSteerIn, KindToNIC, KindToLocal} {
+		kinds := []Kind{KindSteerOut, KindSteerIn, KindToLocal}
+		if !direct {
+			kinds = append(kinds, KindToNIC)
+		} else if s := a.loop.Stats(); s.OutWritten == 0 || s.DropLeak != 0 {
+			t.Errorf("direct: loop wrote %d frames to the NIC, %d leak drops", s.OutWritten, s.DropLeak)
+		}
+		for _, k := range kinds {
 			if after[k].Packets <= before[k].Packets {
 				t.Errorf("%v flows counted no new packets (%d)", k, after[k].Packets)
 			}
@@ -713,6 +759,19 @@ func TestIntegrationTwoHosts(t *testing.T) {
 		waitFor(t, "rules re-installed", 10*time.Second, func() bool { return a.att.Installs() > installs })
 		echoAll(t, 20)
 	})
+	t.Run("CheckDirect refuses a NIC port that OVS tags on output", func(t *testing.T) {
+		if err := a.att.CheckDirect(ctx); err != nil {
+			t.Fatalf("plain NIC port: %v", err)
+		}
+		a.vsctl(t, "set", "Port", a.nic, "tag=100")
+		if err := a.att.CheckDirect(ctx); err == nil {
+			t.Error("CheckDirect accepted a NIC port with VLAN tag 100")
+		}
+		a.vsctl(t, "clear", "Port", a.nic, "tag")
+		if err := a.att.CheckDirect(ctx); err != nil {
+			t.Errorf("after clearing the tag: %v", err)
+		}
+	})
 	t.Run("detach leaves a plain NORMAL bridge and no engine port", func(t *testing.T) {
 		a.stopWatcher(t)
 		a.stopLoop(t) // the TAP goes away only when no descriptor holds it
@@ -729,8 +788,10 @@ func TestIntegrationTwoHosts(t *testing.T) {
 		if fs, err := a.ovs.DumpFlows(ctx, 0, 0); err != nil || len(fs) != 1 || fs[0].Actions != "NORMAL" {
 			t.Errorf("flows after detach: %+v (%v)", fs, err)
 		}
-		if _, err := LinkMTU("obrt-eng", a.nsPath()); err == nil {
-			t.Error("engine TAP still exists after detach")
+		for _, n := range []string{"obrt-eng", VethPeer("obrt-eng")} {
+			if _, err := LinkMTU(n, a.nsPath()); err == nil {
+				t.Errorf("engine device %s still exists after detach", n)
+			}
 		}
 	})
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))

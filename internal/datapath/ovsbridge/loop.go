@@ -1,9 +1,11 @@
 // Packet loop stage: reads batches of frames that OVS steered to the engine
 // port, classifies each by address (to a peer = outbound, from a peer =
 // inbound), hands them to the Hook, and writes the frames it passes back to
-// the port. Buffers are preallocated; the steady-state path neither
-// allocates nor locks (the peer set is an atomically swapped immutable map,
-// counters are atomics added once per batch).
+// the port, or, with a Wire, the outbound ones straight to the NIC after
+// checking they are ESP to their peer. Buffers are preallocated; the
+// steady-state path neither allocates nor locks (the peer set is an
+// atomically swapped immutable map, counters are atomics added once per
+// batch).
 
 package ovsbridge
 
@@ -17,7 +19,8 @@ import (
 	"sync/atomic"
 )
 
-// Device is the engine port as the loop sees it. TAP implements it.
+// Device is the engine port as the loop sees it. TAP and PacketPort
+// implement it.
 type Device interface {
 	// ReadBatch blocks until at least one frame is available, then reads
 	// up to len(bufs) frames, frame i into bufs[i], its length into
@@ -29,10 +32,23 @@ type Device interface {
 	Close() error
 }
 
+// Writer is where the loop writes outbound frames when it has a Wire.
+type Writer interface {
+	WriteBatch(frames [][]byte) (int, error)
+}
+
 // LoopConfig configures a Loop. Zero values take the defaults.
 type LoopConfig struct {
-	Device    Device
-	Hook      Hook
+	Device Device
+	Hook   Hook
+	// Wire, when set, takes the outbound frames the hook passes instead
+	// of Device: they go straight onto the NIC (OpenWire), sparing
+	// ovs-vswitchd a second pass per packet. The loop then does what OVS's
+	// rules do for frames coming back from the engine port: only ESP (IP
+	// protocol 50, or UDP to port 4500 for a peer with EncapUDP4500)
+	// addressed to the frame's peer is sent; anything else is dropped and
+	// counted (DropLeak). Bench passthrough peers may be sent anything.
+	Wire      Writer
 	Batch     int // frames per read, default 64
 	MaxFrame  int // largest frame accepted, default 9216+18 (jumbo MTU + Ethernet + VLAN)
 	HoldSlots int // frames the hold queue can keep in total, default 256
@@ -49,6 +65,7 @@ type Stats struct {
 	DropMalformed       uint64 // not parseable as IPv4/IPv6, or truncated
 	DropUnknown         uint64 // neither source nor destination is a peer (e.g. flooded broadcast)
 	DropHook            uint64 // the hook said drop (or set an invalid verdict)
+	DropLeak            uint64 // outbound frame for the Wire that is not ESP to its peer
 	WriteErrors         uint64 // frames that could not be written back
 	Released            uint64 // held frames flushed through the hook again
 	Hold                HoldStats
@@ -58,16 +75,23 @@ type counters struct {
 	outFrames, outBytes, inFrames, inBytes atomic.Uint64
 	outWritten, inWritten                  atomic.Uint64
 	malformed, unknown, hookDrop, writeErr atomic.Uint64
+	leak                                   atomic.Uint64
 	released                               atomic.Uint64
 }
 
-// peerSet maps a peer address to its mode; it is never modified once
-// published.
-type peerSet map[netip.Addr]Mode
+// peerSet maps a peer address to how it is protected; it is never
+// modified once published.
+type peerSet map[netip.Addr]peerMode
+
+type peerMode struct {
+	mode    Mode
+	udp4500 bool // some policy of the peer carries ESP in UDP 4500
+}
 
 // Loop moves frames between the engine port and the hook.
 type Loop struct {
 	dev      Device
+	wire     Writer
 	hook     Hook
 	log      *slog.Logger
 	maxFrame int
@@ -82,6 +106,7 @@ type Loop struct {
 	outBatch []*Frame
 	inBatch  []*Frame
 	writes   [][]byte
+	wires    [][]byte
 
 	// release path, serialised by relMu
 	relMu     sync.Mutex
@@ -95,6 +120,9 @@ type Loop struct {
 func NewLoop(cfg LoopConfig) (*Loop, error) {
 	if cfg.Device == nil || cfg.Hook == nil {
 		return nil, errors.New("packet loop: Device and Hook are required")
+	}
+	if p, ok := cfg.Wire.(*PacketPort); ok && p == nil {
+		cfg.Wire = nil // a nil *PacketPort in the interface means no Wire
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 64
@@ -116,6 +144,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 	}
 	l := &Loop{
 		dev:      cfg.Device,
+		wire:     cfg.Wire,
 		hook:     cfg.Hook,
 		log:      cfg.Log,
 		maxFrame: cfg.MaxFrame,
@@ -126,6 +155,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 		outBatch: make([]*Frame, 0, cfg.Batch),
 		inBatch:  make([]*Frame, 0, cfg.Batch),
 		writes:   make([][]byte, 0, cfg.Batch),
+		wires:    make([][]byte, 0, cfg.Batch),
 
 		relFrames: make([]*Frame, cfg.HoldPeer),
 		relSlots:  make([][]byte, 0, cfg.HoldPeer),
@@ -150,7 +180,10 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 func (l *Loop) SetPeers(policies []Policy) {
 	ps := make(peerSet, len(policies))
 	for _, p := range policies {
-		ps[p.peer()] = p.Mode
+		pm := ps[p.peer()]
+		pm.mode = p.Mode
+		pm.udp4500 = pm.udp4500 || p.Encap == EncapUDP4500
+		ps[p.peer()] = pm
 	}
 	l.peers.Store(&ps)
 }
@@ -220,14 +253,63 @@ func (l *Loop) process(n int) {
 	l.writes = l.writes[:0]
 	if len(l.outBatch) > 0 {
 		l.hook.Outbound(l.outBatch)
-		l.writes = l.collect(l.outBatch, l.writes, true)
+		if l.wire != nil {
+			l.wires = l.collectWire(l.outBatch, l.wires[:0], peers)
+			l.writeTo(l.wire, l.wires, len(l.wires))
+		} else {
+			l.writes = l.collect(l.outBatch, l.writes, true)
+		}
 	}
 	nOut := len(l.writes)
 	if len(l.inBatch) > 0 {
 		l.hook.Inbound(l.inBatch)
 		l.writes = l.collect(l.inBatch, l.writes, false)
 	}
-	l.write(l.writes, nOut)
+	if len(l.writes) > 0 {
+		l.writeTo(l.dev, l.writes, nOut)
+	}
+}
+
+// collectWire is collect for outbound frames bound for the Wire: a passed
+// frame is sent only if it is what OVS's to-NIC rules would let out.
+func (l *Loop) collectWire(batch []*Frame, writes [][]byte, peers peerSet) [][]byte {
+	n0 := len(writes)
+	writes = l.collect(batch, writes, true)
+	kept := writes[:n0]
+	var leaks uint64
+	for _, b := range writes[n0:] {
+		if wireAllowed(b, peers) {
+			kept = append(kept, b)
+		} else {
+			leaks++
+		}
+	}
+	l.c.leak.Add(leaks)
+	return kept
+}
+
+// wireAllowed reports whether frame b may go straight to the NIC: ESP (or
+// ESP-in-UDP 4500 where the peer's policy has it) to a protected peer, or
+// anything IP to a bench passthrough peer.
+func wireAllowed(b []byte, peers peerSet) bool {
+	in, err := ParseFrame(b)
+	if err != nil {
+		return false
+	}
+	pm, ok := peers[in.Dst]
+	switch {
+	case !ok:
+		return false
+	case pm.mode == ModeBenchPassthrough:
+		return true
+	case pm.mode != ModeProtected:
+		return false
+	case in.Proto == protoESP:
+		return true
+	case pm.udp4500 && in.Proto == protoUDP && !in.Later && in.DstPort == natTraversalUDP:
+		return true
+	}
+	return false
 }
 
 // classify parses f and sets its direction and peer; false means drop.
@@ -271,13 +353,13 @@ func (l *Loop) collect(batch []*Frame, writes [][]byte, outbound bool) [][]byte 
 	return writes
 }
 
-// write writes frames back to the engine port; the first nOut are
-// outbound. A frame that fails is counted and skipped; the rest are still
-// written.
-func (l *Loop) write(frames [][]byte, nOut int) {
+// writeTo writes frames to w (the engine port or the Wire); the first nOut
+// are outbound. A frame that fails is counted and skipped; the rest are
+// still written.
+func (l *Loop) writeTo(w Writer, frames [][]byte, nOut int) {
 	var out, in, failed uint64
 	for i := 0; i < len(frames); {
-		k, err := l.dev.WriteBatch(frames[i:])
+		k, err := w.WriteBatch(frames[i:])
 		k = max(0, min(k, len(frames)-i))
 		for j := i; j < i+k; j++ {
 			if j < nOut {
@@ -291,7 +373,7 @@ func (l *Loop) write(frames [][]byte, nOut int) {
 		case err != nil:
 			failed++
 			i++ // skip the frame that failed
-			l.log.Debug("write engine port", "err", err)
+			l.log.Debug("write frames", "err", err)
 		case k == 0:
 			failed += uint64(len(frames) - i)
 			i = len(frames)
@@ -343,11 +425,30 @@ func (l *Loop) Release(peer netip.Addr) (int, error) {
 		}
 	}
 	l.c.hookDrop.Add(drops)
-	n, err := l.dev.WriteBatch(writes)
+	var w Writer = l.dev
+	if l.wire != nil {
+		w = l.wire
+		peers := *l.peers.Load()
+		kept := writes[:0]
+		var leaks uint64
+		for _, b := range writes {
+			if wireAllowed(b, peers) {
+				kept = append(kept, b)
+			} else {
+				leaks++
+			}
+		}
+		l.c.leak.Add(leaks)
+		writes = kept
+	}
+	if len(writes) == 0 {
+		return 0, nil
+	}
+	n, err := w.WriteBatch(writes)
 	l.c.outWritten.Add(uint64(n))
 	if err != nil {
 		l.c.writeErr.Add(uint64(len(writes) - n))
-		return n, fmt.Errorf("release held frames for %s: write engine port: %w", peer, err)
+		return n, fmt.Errorf("release held frames for %s: write: %w", peer, err)
 	}
 	return n, nil
 }
@@ -367,6 +468,7 @@ func (l *Loop) Stats() Stats {
 		DropMalformed: l.c.malformed.Load(),
 		DropUnknown:   l.c.unknown.Load(),
 		DropHook:      l.c.hookDrop.Load(),
+		DropLeak:      l.c.leak.Load(),
 		WriteErrors:   l.c.writeErr.Load(),
 		Released:      l.c.released.Load(),
 		Hold:          l.hold.Stats(),

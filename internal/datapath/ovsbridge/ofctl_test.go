@@ -180,7 +180,7 @@ func testAttachment(t *testing.T, f *fakeOVS, tick chan time.Time) *Attachment {
 	}
 	a := &Attachment{cfg: cfg, bc: bc, flows: flows, log: testLogger(t)}
 	a.underlay.Store(1500)
-	if err := a.ensurePort(context.Background()); err != nil {
+	if err := a.ensurePort(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
 	a.mu.Lock()

@@ -13,8 +13,6 @@ import (
 	"github.com/ovnsec/ovnsec/internal/testenv"
 )
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // TestTAPBatchAndPersist checks the engine port device on its own: frames
 // the kernel queued are drained by one ReadBatch, WriteBatch frames reach
 // the kernel side, and the device outlives the descriptor until deleted.
