@@ -9,8 +9,14 @@
 # "ratio <name> <value>"), and rewrites docs/PERFORMANCE.md and the plot
 # docs/PERFORMANCE-throughput.svg.
 #
+# Rows 2-5 come from their own scripts, run after row 1 with BENCH_OUT set
+# so that each leaves a markdown section and its figure lines:
+# bench/ovn.sh (2: OVN path, 5: rekey loss), bench/ike.sh (3: IKE rate),
+# bench/mesh.sh (4: mesh scale). Each also runs on its own.
+#
 # Usage: sudo bench/run.sh
 # Knobs (environment):
+#   BENCH_ROWS     subset of "1 2 3 4" (default all; 2 includes row 5)
 #   BENCH_SECONDS  seconds per iperf3 run (default 10)
 #   BENCH_RUNS     runs per cell, the median is reported (default 3)
 #   BENCH_SYSTEMS  subset of "veth esptun wggo sslib" (default all)
@@ -30,6 +36,7 @@ cd "$(dirname "$0")/.."
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_SYSTEMS=${BENCH_SYSTEMS:-veth esptun wggo sslib}
+BENCH_ROWS=${BENCH_ROWS:-1 2 3 4}
 BENCH_DOC=${BENCH_DOC:-docs/PERFORMANCE.md}
 BENCH_CACHE=${BENCH_CACHE:-/tmp/ovnsec-bench-cache}
 STREAMS=(1 4)
@@ -37,6 +44,12 @@ STREAMS=(1 4)
 case "$BENCH_SECONDS" in '' | *[!0-9]* | 0) echo "bench: BENCH_SECONDS=$BENCH_SECONDS: want a whole number of seconds >= 1" >&2; exit 2 ;; esac
 case "$BENCH_RUNS" in '' | *[!0-9]* | 0) echo "bench: BENCH_RUNS=$BENCH_RUNS: want a whole number >= 1" >&2; exit 2 ;; esac
 read -r -a SYSTEMS <<<"$BENCH_SYSTEMS"
+read -r -a ROWS <<<"$BENCH_ROWS"
+for r in "${ROWS[@]}"; do
+  case "$r" in 1 | 2 | 3 | 4) ;; *) echo "bench: BENCH_ROWS: unknown row $r (want 1 2 3 4; row 5 runs with 2)" >&2; exit 2 ;; esac
+done
+row_on() { [[ " ${ROWS[*]} " == *" $1 "* ]]; }
+row_on 1 || SYSTEMS=()
 for s in "${SYSTEMS[@]}"; do
   case "$s" in veth | esptun | wggo | sslib) ;; *) echo "bench: BENCH_SYSTEMS: unknown system $s (want veth esptun wggo sslib)" >&2; exit 2 ;; esac
 done
@@ -57,6 +70,7 @@ trap 'bench_log "interrupted, cleaning up"; exit 130' INT TERM
 
 COMMAND="BENCH_SECONDS=$BENCH_SECONDS BENCH_RUNS=$BENCH_RUNS"
 [ "$BENCH_SYSTEMS" = "veth esptun wggo sslib" ] || COMMAND+=" BENCH_SYSTEMS=\"$BENCH_SYSTEMS\""
+[ "$BENCH_ROWS" = "1 2 3 4" ] || COMMAND+=" BENCH_ROWS=\"$BENCH_ROWS\""
 COMMAND+=" bench/run.sh"
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -128,12 +142,6 @@ TABLE=$BENCH_WORK/table.md
     fi
     echo "| 1 | ${!name_var} | ${!cipher_var} | $(fmt_tput "$s" 1) | $(fmt_tput "$s" 4) | $(pair "$s" 1 vs_veth) | $(pair "$s" 5 as_is) | $(pair "$s" 1 cores_per_gbps) | $(pair "$s" 6 as_is) | $(pair "$s" 6 machine_per_gbps) | $(pair "$s" 4 as_is) | ${SYS_RTT[$s]:-–} | ${SYS_NOTE[$s]:-} |"
   done
-  for row in "2|OVN path: two chassis, ovn-controller + ovnsecd, Geneve over ESP" \
-    "3|IKE rate: IKE_SA + CHILD_SA setups per second, responder CPU per handshake" \
-    "4|mesh scale: tunnels per node, memory and CPU at N peers" \
-    "5|rekey loss: packets lost across CHILD_SA and IKE_SA rekeys under load"; do
-    echo "| ${row%%|*} | ${row#*|} | – | not measured: needs the OVN/native backend | – | – | – | – | – | – | – | – | – |"
-  done
 } >"$TABLE"
 DETAILS=$BENCH_WORK/details.md
 for s in "${SYSTEMS[@]}"; do
@@ -186,9 +194,41 @@ goal() { # goal SYSTEM MIN
     GOALS+="- $what: **not met** (${v}×)"$'\n'
   fi
 }
-goal wggo 1.5
-goal sslib 4
-printf '\n%s' "$GOALS"
+if row_on 1; then
+  goal wggo 1.5
+  goal sslib 4
+  printf '\n%s' "$GOALS"
+fi
+
+# --- rows 2-5: their own scripts, one after the other ----------------------
+ROWS_OUT=$BENCH_WORK/rows
+mkdir -p "$ROWS_OUT"
+# run_row NAME LABEL: bench/NAME.sh with BENCH_OUT; its section goes to
+# $ROWS_OUT/NAME.md (a "not measured" one if it left none), its figure lines
+# are appended to $FIGURES and printed.
+run_row() {
+  local name=$1 label=$2 script="bench/$1.sh" log="$BENCH_WORK/$1.log" why=""
+  bench_log "row $label: $script (log: $log)"
+  if [ ! -f "$script" ]; then
+    why="$script does not exist in this tree"
+  elif ! BENCH_SECONDS=$BENCH_SECONDS BENCH_RUNS=$BENCH_RUNS BENCH_OUT=$ROWS_OUT bash "$script" >"$log" 2>&1; then
+    why="$script failed: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)"
+    bench_log "$why"
+    tail -n 20 "$log" >&2
+  fi
+  if [ -n "$why" ] && [ ! -s "$ROWS_OUT/$name.md" ]; then
+    printf '### Row %s\n\nnot measured: %s\n' "$label" "${why//|//}" >"$ROWS_OUT/$name.md"
+  fi
+  echo
+  cat "$ROWS_OUT/$name.md"
+  if [ -f "$ROWS_OUT/$name.figures" ]; then
+    awk '$1 ~ /^(figure|ratio)$/ && $3 ~ /^[0-9]+([.][0-9]+)?$/' "$ROWS_OUT/$name.figures" | tee -a "$FIGURES"
+  fi
+}
+ROW_SECTIONS=()
+if row_on 2; then run_row ovn "2 and 5" && ROW_SECTIONS+=("$ROWS_OUT/ovn.md"); fi
+if row_on 3; then run_row ike 3 && ROW_SECTIONS+=("$ROWS_OUT/ike.md"); fi
+if row_on 4; then run_row mesh 4 && ROW_SECTIONS+=("$ROWS_OUT/mesh.md"); fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_WARNING=""
@@ -211,9 +251,16 @@ SVG="${BENCH_DOC%.md}-throughput.svg"
       fi
     done
   done
+  # Row 2 (VM to VM through OVN, 1 stream) when it was measured.
+  for k in plain ipsec; do
+    v=$(awk -v k="figure ovn_${k}_mbps" '$1 " " $2 == k {print $3}' "$FIGURES")
+    [ -z "$v" ] || printf 'OVN path, ipsec=%s\t1 stream\t%s\n' "$([ $k = plain ] && echo false || echo true)" "$(gbps "$v")"
+  done
 } >"$BENCH_WORK/plot.tsv"
-"$BENCH_WORK/plot" -title "TCP throughput through the tunnel, Gbit/s (iperf3, median of $BENCH_RUNS x ${BENCH_SECONDS}s)" \
-  <"$BENCH_WORK/plot.tsv" >"$BENCH_WORK/plot.svg" || bench_die "bench/plot failed"
+if [ -s "$BENCH_WORK/plot.tsv" ]; then
+  "$BENCH_WORK/plot" -title "TCP throughput through the tunnel, Gbit/s (iperf3, median of $BENCH_RUNS x ${BENCH_SECONDS}s)" \
+    <"$BENCH_WORK/plot.tsv" >"$BENCH_WORK/plot.svg" || bench_die "bench/plot failed"
+fi
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 cpu_flags=$(grep -m 1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -x -E 'aes|pclmulqdq|avx2|avx512f|vaes|vpclmulqdq' | paste -s -d ' ' -)
@@ -246,15 +293,23 @@ was measured in the run described here; nothing is carried over from other runs.
 
 ${BUSY_WARNING:+$BUSY_WARNING
 
-}$(cat "$TABLE")
+}### Row 1: tunnel throughput between two namespaces
 
-$([ -s "$DETAILS" ] && printf 'Counters at the end of the run:\n\n%s\n' "$(cat "$DETAILS")")
+$(if row_on 1; then
+  cat "$TABLE"
+  echo
+  [ -s "$DETAILS" ] && printf 'Counters at the end of the run:\n\n%s\n\n' "$(cat "$DETAILS")"
+  echo "![TCP throughput per system, 1 and 4 streams]($(basename "$SVG"))"
+  echo
+  echo "Goals (issue 8, 1 stream, same run):"
+  echo
+  printf '%s' "$GOALS"
+else
+  echo "not run (BENCH_ROWS=\"$BENCH_ROWS\")"
+fi)
 
-![TCP throughput per system, 1 and 4 streams]($(basename "$SVG"))
+$(for f in "${ROW_SECTIONS[@]}"; do cat "$f"; echo; done)
 
-Goals (issue 8, 1 stream, same run):
-
-$GOALS
 Machine-readable lines printed by the script:
 
 \`\`\`
@@ -285,8 +340,8 @@ $(cat "$FIGURES")
   (aesni plugin), IKEv2 PSK with aes256gcm16-prfsha256-x25519. kernel-libipsec is loaded before
   kernel-netlink (the configuration in \`shared/reference/anchors-measured.md\`); the kernel here has
   no ESP (\`CONFIG_INET_ESP\` off), so kernel IPsec cannot be measured.
-- Rows 2–5 are placeholders until the OVN path and the native (ovnsec IKE + ESP) backend exist; the
-  script prints no figure for them.
+- Rows 2–5: see each row's section above for how it was measured (bench/ovn.sh, bench/ike.sh,
+  bench/mesh.sh; each runs on its own as well).
 
 ## Reading the numbers
 
@@ -296,6 +351,6 @@ machine is shared with other work (see the load average above); single runs vary
 so compare systems by the ratios of the same run, not across runs.
 EOF
 mkdir -p "$(dirname "$BENCH_DOC")"
-cp "$BENCH_WORK/plot.svg" "$SVG"
+[ -s "$BENCH_WORK/plot.svg" ] && cp "$BENCH_WORK/plot.svg" "$SVG"
 cp "$DOC_TMP" "$BENCH_DOC"
 bench_log "wrote $BENCH_DOC and $SVG"
