@@ -274,6 +274,8 @@ func TestValidateBackend(t *testing.T) {
 		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0"}, ""},
 		{config{ikeDaemon: "native"}, "needs --bridge"},
 		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0", requireIPsec: true}, ""},
+		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0", portKind: "tap"}, ""},
+		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0", portKind: "af_xdp"}, "want veth or tap"},
 		{config{ikeDaemon: "strongswan", requireIPsec: true}, "--require-ipsec needs --ike-daemon=native"},
 		{config{ikeDaemon: "libreswan"}, "not available"},
 		{config{ikeDaemon: "racoon"}, "should be native, strongswan or libreswan"},

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 )
 
 // version is set at link time with -ldflags "-X main.version=...".
@@ -41,6 +43,8 @@ type config struct {
 	localIP       string
 	geneveOpts    int
 	requireIPsec  bool
+	portKind      string
+	direct        bool
 	showVersion   bool
 	ovsPidfileArg bool // --pidfile given without a value
 }
@@ -76,7 +80,9 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.viciSocket, "vici-socket", "unix:///var/run/charon.vici", "strongSwan VICI socket (--ike-daemon=strongswan)")
 	fs.StringVar(&c.bridge, "bridge", "", "native: the OVS netdev bridge that holds the underlay IP (br-phy)")
 	fs.StringVar(&c.nic, "nic", "", "native: the bridge's underlay port (the NIC)")
-	fs.StringVar(&c.enginePort, "engine-port", "ovnsec0", "native: name of the engine's TAP port on the bridge")
+	fs.StringVar(&c.enginePort, "engine-port", "ovnsec0", "native: name of the engine's port on the bridge")
+	fs.StringVar(&c.portKind, "engine-port-type", "veth", "native: veth (a veth pair, frames read and written in batches) or tap (a TAP, one frame per system call)")
+	fs.BoolVar(&c.direct, "direct-to-nic", true, "native: send outbound ESP straight onto the NIC instead of back through the bridge, when the NIC's port allows it (no VLAN tag, bond or userspace interface)")
 	fs.StringVar(&c.localIP, "local-ip", "", "native: underlay IPv4 address (default: the bridge interface's first IPv4 address)")
 	fs.IntVar(&c.geneveOpts, "geneve-options", 8, "native: Geneve option bytes counted in the overlay MTU (OVN uses 8)")
 	fs.BoolVar(&c.requireIPsec, "require-ipsec", false, "native: drop the packets of every gre, geneve and vxlan tunnel that has no IPsec options yet, instead of letting them pass in plaintext (no plaintext window when OVN's ipsec=true reaches the chassis; with ipsec=false, tunnels carry nothing)")
@@ -171,6 +177,17 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// parsePortKind reads --engine-port-type.
+func parsePortKind(s string) (ovsbridge.PortKind, error) {
+	switch strings.ToLower(s) {
+	case "veth", "":
+		return ovsbridge.PortVeth, nil
+	case "tap":
+		return ovsbridge.PortTAP, nil
+	}
+	return 0, fmt.Errorf("--engine-port-type=%q: want veth or tap", s)
+}
+
 // errNotBuilt is the start-up refusal for a backend that does not exist yet.
 func errNotBuilt(name string) error {
 	return fmt.Errorf("--ike-daemon=%s is not available in this build of ovnsecd yet; use --ike-daemon=native or --ike-daemon=strongswan, see docs/STATUS.md", name)
@@ -186,6 +203,9 @@ func validateBackend(c config) error {
 	case "native":
 		if c.bridge == "" || c.nic == "" {
 			return fmt.Errorf("--ike-daemon=native needs --bridge=<br-phy> and --nic=<its underlay port>: ovnsecd attaches its engine to the OVS netdev bridge that holds the underlay IP")
+		}
+		if _, err := parsePortKind(c.portKind); err != nil {
+			return err
 		}
 		return nil
 	case "libreswan":

@@ -78,9 +78,13 @@ func newBackend(ctx context.Context, c config, log *slog.Logger) (backend.Backen
 	if err != nil {
 		return nil, err
 	}
+	kind, err := parsePortKind(c.portKind)
+	if err != nil {
+		return nil, err
+	}
 	b, err := native.New(ctx, native.Config{
 		Local: local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
-		GeneveOptions: c.geneveOpts, Log: log.With("backend", "native"),
+		GeneveOptions: c.geneveOpts, Port: kind, Direct: c.direct, Log: log.With("backend", "native"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the native backend on bridge %s (NIC %s): %w", c.bridge, c.nic, err)

@@ -389,7 +389,7 @@ func TestClose(t *testing.T) {
 
 func TestNewRejectsBadLocal(t *testing.T) {
 	for _, a := range []netip.Addr{{}, netip.MustParseAddr("2001:db8::1"), netip.IPv4Unspecified()} {
-		_, err := newBackend(Config{Local: a, NewIKE: func(ike.Config) (IKE, error) { return newFakeIKE(), nil }}, &fakeAtt{}, newChanDev())
+		_, err := newBackend(Config{Local: a, NewIKE: func(ike.Config) (IKE, error) { return newFakeIKE(), nil }}, &fakeAtt{}, newChanDev(), nil)
 		if err == nil {
 			t.Errorf("local %v accepted", a)
 		}

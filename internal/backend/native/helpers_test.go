@@ -204,7 +204,7 @@ func newRig(t *testing.T) *rig {
 		Creds: fakeCreds{},
 		Log:   slog.New(slog.DiscardHandler),
 		Now:   func() time.Time { return time.Unix(0, r.now.Load()) },
-	}, r.att, r.dev)
+	}, r.att, r.dev, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -90,6 +91,16 @@ type Config struct {
 	// GeneveOptions is the Geneve option length counted in the overlay MTU
 	// (ovsbridge.OVNGeneveOpt under OVN).
 	GeneveOptions int
+	// Port is the kind of engine port: ovsbridge.PortTAP (one frame per
+	// system call) or ovsbridge.PortVeth (a veth pair read and written in
+	// batches).
+	Port ovsbridge.PortKind
+	// Direct sends outbound ESP from the engine straight onto the NIC
+	// instead of back through br-phy, sparing ovs-vswitchd a second pass;
+	// used only if Attachment.CheckDirect accepts the NIC's port (no VLAN
+	// tag, bond or userspace interface), else the backend logs why and
+	// goes through br-phy.
+	Direct bool
 	// PeerGrace is how long the side with the higher address waits for
 	// the peer to bring the IKE SA up before it initiates itself; default
 	// 3 s. The peer's first IKE_SA_INIT is dropped unanswered when it
@@ -141,6 +152,9 @@ type Backend struct {
 	// applied is the policy set last installed in full (hook, loop and
 	// br-phy), nil before the first and after a failed install.
 	applied []ovsbridge.Policy
+	// closers are closed by Close once the parts have stopped (the
+	// direct-to-NIC socket).
+	closers []io.Closer
 	// peerUses counts how often an IKE peer name was configured: a tunnel
 	// deleted and added again under the same name and version would reuse
 	// "<if>-<v>", and late events of the old IKE peer would be taken for
@@ -197,25 +211,45 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	att, err := ovsbridge.Attach(ctx, ovsbridge.Config{
 		Bridge: cfg.Bridge, NIC: cfg.NIC, Engine: cfg.Engine, OVS: cfg.OVS,
-		Netns: cfg.Netns, GeneveOptions: cfg.GeneveOptions, Log: cfg.Log,
+		Netns: cfg.Netns, GeneveOptions: cfg.GeneveOptions, Log: cfg.Log, Port: cfg.Port,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("native backend: %w", err)
 	}
-	tap, err := ovsbridge.OpenTAP(cfg.Engine, cfg.Netns)
+	dev, err := ovsbridge.OpenEngine(cfg.Port, cfg.Engine, cfg.Netns)
 	if err != nil {
 		return nil, fmt.Errorf("native backend: %w", err)
 	}
-	b, err := newBackend(cfg, att, tap)
+	var wire *ovsbridge.PacketPort
+	if cfg.Direct {
+		if err := att.CheckDirect(ctx); err != nil {
+			cfg.Log.Warn("outbound ESP goes back through br-phy", "reason", err)
+		} else if wire, err = ovsbridge.OpenWire(cfg.NIC, cfg.Netns); err != nil {
+			cfg.Log.Warn("outbound ESP goes back through br-phy", "reason", err)
+			wire = nil
+		}
+	}
+	cfg.Log.Info("engine port attached", "bridge", cfg.Bridge, "port", cfg.Engine, "kind", cfg.Port, "direct_to_nic", wire != nil)
+	var w ovsbridge.Writer
+	if wire != nil {
+		w = wire
+	}
+	b, err := newBackend(cfg, att, dev, w)
 	if err != nil {
-		tap.Close()
+		dev.Close()
+		if wire != nil {
+			wire.Close()
+		}
 		return nil, err
+	}
+	if wire != nil {
+		b.closers = append(b.closers, wire)
 	}
 	return b, nil
 }
 
 // newBackend wires the parts; tests call it with fakes.
-func newBackend(cfg Config, att Attachment, dev ovsbridge.Device) (*Backend, error) {
+func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge.Writer) (*Backend, error) {
 	local := cfg.Local.Unmap()
 	if !local.Is4() || local.IsUnspecified() {
 		return nil, fmt.Errorf("native backend: local underlay address %v: need the unicast IPv4 address on %s", cfg.Local, cfg.Bridge)
@@ -253,7 +287,7 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device) (*Backend, err
 	if err := b.hook.SetPolicies(local, nil); err != nil {
 		return nil, err
 	}
-	loop, err := ovsbridge.NewLoop(ovsbridge.LoopConfig{Device: dev, Hook: b.hook, Log: cfg.Log})
+	loop, err := ovsbridge.NewLoop(ovsbridge.LoopConfig{Device: dev, Hook: b.hook, Wire: wire, Log: cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("native backend: %w", err)
 	}
@@ -581,6 +615,11 @@ func (b *Backend) Close(ctx context.Context, cleanup bool) error {
 	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("native backend: close: %w", ctx.Err()))
+	}
+	for _, c := range b.closers {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("native backend: close: %w", err))
+		}
 	}
 	if cleanup {
 		if err := b.att.Detach(ctx); err != nil {
