@@ -49,7 +49,7 @@ func (sa *ikeSA) authPayloads(id *message.ID) (certs []message.Payload, auth *me
 	}
 	signed := suite.SignedOctets(sa.prf, skp, realMsg, nonce, id.Body())
 	if a.isPSK() {
-		return nil, &message.Auth{Method: message.AuthPSK, Data: suite.PSKAuth(sa.prf, a.PSK, signed)}, nil
+		return nil, &message.Auth{Method: message.AuthPSK, Data: suite.PSKAuthWith(sa.prf, sa.p.pskKey(sa.prf), signed)}, nil
 	}
 	for _, c := range a.Cert {
 		certs = append(certs, &message.Cert{Encoding: message.CertX509Signature, Data: c.Raw})
@@ -130,7 +130,7 @@ func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
 		if auth.Method != message.AuthPSK {
 			return authFail("peer authenticates with %s, we expect a pre-shared key", auth.Method)
 		}
-		if !suite.VerifyPSKAuth(sa.prf, a.PSK, signed, auth.Data) {
+		if !suite.VerifyPSKAuthWith(sa.prf, sa.p.pskKey(sa.prf), signed, auth.Data) {
 			return authFail("pre-shared key mismatch: peer's AUTH does not verify")
 		}
 		return nil
@@ -285,20 +285,34 @@ func (sa *ikeSA) onAuthResponse(_ *message.Message, _ []byte, ps []message.Paylo
 		return
 	}
 	sa.setEstablished()
-	sa.log().Info("ike: IKE SA established", "role", "initiator", "alg", algString(sa.chosen, message.ProtoIKE), "encap", sa.encap)
+	sa.announce = "initiator" // on the first child's line, if it comes
 	pc := sa.authCh
 	sa.authCh = nil
 	if sa.state == stateDead { // lost against a simultaneous IKE SA
+		sa.announceUp()
 		sa.releaseChild(pc)
 		return
 	}
-	if err := sa.finishChild(pc, ps); err != nil {
+	err := sa.finishChild(pc, ps)
+	sa.announceUp()
+	if err != nil {
 		p.reason = fmt.Sprintf("child %s: %v", pc.cfg.Name, err)
 		sa.log().Warn("ike: child SA failed", "child", pc.cfg.Name, "err", err)
 	}
 	for _, c := range p.cfg.children[1:] {
 		sa.createChild(c)
 	}
+}
+
+// announceUp logs the establishment of the IKE SA unless the line of its
+// first Child SA did (installChild): one line per IKE SA and the Child SA
+// set up with it, rather than two, each a formatted write to the log.
+func (sa *ikeSA) announceUp() {
+	if sa.announce == "" {
+		return
+	}
+	sa.log().Info("ike: IKE SA established", "role", sa.announce, "alg", algString(sa.chosen, message.ProtoIKE), "encap", sa.encap)
+	sa.announce = ""
 }
 
 // respondAuth is the responder's side of IKE_AUTH.
@@ -331,8 +345,9 @@ func (sa *ikeSA) respondAuth(ps []message.Payload) ([]message.Payload, func()) {
 	out = append(out, certs...)
 	out = append(out, auth)
 	sa.setEstablished()
-	sa.log().Info("ike: IKE SA established", "role", "responder", "alg", algString(sa.chosen, message.ProtoIKE), "encap", sa.encap)
+	sa.announce = "responder" // on the first child's line, if it comes
 	childOut, err := sa.acceptChild(ps, nil, nil)
+	sa.announceUp()
 	if err != nil {
 		p.reason = err.Error()
 		sa.log().Warn("ike: child SA refused", "err", err)

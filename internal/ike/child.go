@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
@@ -463,19 +464,52 @@ func (sa *ikeSA) installChild(c *childSA, replaces *childSA) {
 		c.info.Replaces = replaces.info.InSPI
 		replaces.state = childReplaced
 	}
-	sa.log().Info("ike: child SA "+ev.String(), "child", c.cfg.Name, "in", c.info.InSPI, "out", c.info.OutSPI, "mode", c.cfg.Mode, "encap", c.info.Encap)
+	// Strings rather than the values: slog formats other types with
+	// fmt ("%+v"), which costs more than the rest of the line.
+	in, out, mode, encap := spiText(c.info.InSPI), spiText(c.info.OutSPI), c.cfg.Mode.String(), encapText(c.info.Encap)
+	switch {
+	case sa.announce != "" && replaces == nil:
+		// The Child SA of IKE_AUTH: one line for both SAs (see announceUp).
+		sa.log().Info("ike: IKE SA established", "role", sa.announce, "alg", algString(sa.chosen, message.ProtoIKE), "encap", sa.encap,
+			"child", c.cfg.Name, "in", in, "out", out, "mode", mode, "esp_encap", encap)
+		sa.announce = ""
+	case ev == ChildEstablished:
+		sa.log().Info("ike: child SA established", "child", c.cfg.Name, "in", in, "out", out, "mode", mode, "encap", encap)
+	default:
+		sa.log().Info("ike: child SA "+ev.String(), "child", c.cfg.Name, "in", in, "out", out, "mode", mode, "encap", encap)
+	}
 	p.emit(ev, c.info)
 }
 
 func (p *peer) ownerOf(c *childSA) *ikeSA {
-	for _, sa := range p.allSAs() {
-		for _, x := range sa.children {
-			if x == c {
-				return sa
-			}
+	owns := func(sa *ikeSA) bool { return sa != nil && slices.Contains(sa.children, c) }
+	if owns(p.ike) {
+		return p.ike
+	}
+	for _, sa := range p.others {
+		if owns(sa) {
+			return sa
 		}
 	}
 	return nil
+}
+
+// spiText is esp.SPI.String ("0x%08x") without fmt.
+func spiText(s esp.SPI) string {
+	const digits = "0123456789abcdef"
+	b := [10]byte{'0', 'x'}
+	for i := range 8 {
+		b[9-i] = digits[(s>>(4*i))&0xf]
+	}
+	return string(b[:])
+}
+
+// encapText is esp.Encap.String without fmt.
+func encapText(e esp.Encap) string {
+	if e.Type != esp.EncapUDP {
+		return e.String()
+	}
+	return "udp " + strconv.Itoa(int(e.SrcPort)) + "->" + strconv.Itoa(int(e.DstPort))
 }
 
 // remove forgets c and reports its deletion.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,6 +35,7 @@ type Engine struct {
 	espIn  sync.Map // esp.SPI (ours, inbound) -> struct{}
 
 	halfOpen atomic.Int64
+	sendBufs sync.Pool // *[]byte: IKE messages behind the non-ESP marker
 	cookie   cookieSecret
 	events   eventQueue
 	stats    Stats
@@ -292,8 +294,20 @@ func (e *Engine) WriteESP(b []byte, dst netip.AddrPort) error {
 // send writes one IKE message (with the non-ESP marker on the NAT-T port).
 func (e *Engine) send(port Port, b []byte, dst netip.AddrPort) {
 	if port == PortNATT {
-		buf := make([]byte, message.NonESPMarkerLen+len(b))
+		bp, _ := e.sendBufs.Get().(*[]byte)
+		if bp == nil {
+			bp = new([]byte)
+		}
+		n := message.NonESPMarkerLen + len(b)
+		buf := slices.Grow((*bp)[:0], n)[:n]
+		clear(buf[:message.NonESPMarkerLen]) // RFC 3948 §2.2
 		copy(buf[message.NonESPMarkerLen:], b)
+		defer func() {
+			if cap(buf) <= 2*DefaultFragmentSize { // keep no jumbo buffers
+				*bp = buf
+				e.sendBufs.Put(bp)
+			}
+		}()
 		b = buf
 	}
 	if err := e.conn.WriteTo(port, b, dst); err != nil {
@@ -345,10 +359,11 @@ func (q *eventQueue) close() {
 }
 
 func (q *eventQueue) run(h ChildSAHandler) {
+	var spare []event // the last batch's backing array, handed back to push
 	for {
 		q.mu.Lock()
 		evs := q.q
-		q.q = nil
+		q.q = spare
 		closed := q.closed
 		q.mu.Unlock()
 		for _, ev := range evs {
@@ -356,6 +371,8 @@ func (q *eventQueue) run(h ChildSAHandler) {
 				h.HandleChildSA(ev.ev, ev.sa)
 			}
 		}
+		clear(evs) // the events hold keys
+		spare = evs[:0]
 		if closed && len(evs) == 0 {
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/ike/message"
@@ -284,11 +285,15 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 		return
 	}
 	// A retransmitted request: answer with the same response.
-	for _, o := range p.allSAs() {
-		if !o.initiator && o.spiI == h.SPIi && o.state == stateInitDone && bytes.Equal(o.initReq, b) {
-			e.send(port, o.initRsp, from)
-			return
+	resent := func(o *ikeSA) bool {
+		if o == nil || o.initiator || o.spiI != h.SPIi || o.state != stateInitDone || !bytes.Equal(o.initReq, b) {
+			return false
 		}
+		e.send(port, o.initRsp, from)
+		return true
+	}
+	if resent(p.ike) || slices.ContainsFunc(p.others, resent) {
+		return
 	}
 	stateless := func(ps ...message.Payload) {
 		r := &message.Message{Header: message.Header{SPIi: h.SPIi, Exchange: message.IKE_SA_INIT, Flags: message.FlagResponse}, Payloads: ps}

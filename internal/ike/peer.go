@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/ike/message"
+	"github.com/ovnsec/ovnsec/internal/ike/suite"
 )
 
 // peer holds everything about one configured peer. mu guards all of it
@@ -31,14 +32,29 @@ type peer struct {
 	retry    Timer
 	attempts int
 	rekeys   int
+	psk      suite.Key     // suite.PSKKey of the PSK for pskPRF, made once
+	pskPRF   message.PRFID // (the peer's SAs may negotiate another PRF)
+}
+
+// pskKey returns suite.PSKKey(prf, PSK): both AUTH payloads of every IKE
+// SA with the peer use it.
+func (p *peer) pskKey(prf suite.PRF) suite.Key {
+	if p.psk == nil || p.pskPRF != prf.ID() {
+		p.psk.Zero()
+		p.psk, p.pskPRF = suite.PSKKey(prf, p.cfg.Auth.PSK), prf.ID()
+	}
+	return p.psk
 }
 
 // unlock hands queued events to the delivery goroutine and releases mu.
 // Queueing under mu keeps the peer's events in order; the handler runs
 // on the delivery goroutine, without any engine lock.
 func (p *peer) unlock() {
-	p.e.events.push(p.events)
-	p.events = nil
+	if len(p.events) > 0 {
+		p.e.events.push(p.events)
+		clear(p.events) // push copied them; drop the keys they hold
+		p.events = p.events[:0]
+	}
 	p.mu.Unlock()
 }
 
@@ -204,6 +220,8 @@ func (p *peer) shutdown(remove bool) {
 	defer p.unlock()
 	if remove {
 		p.removed = true
+		p.psk.Zero()
+		p.psk = nil
 	}
 	if p.retry != nil {
 		p.retry.Stop()
@@ -288,7 +306,7 @@ func (sa *ikeSA) setEstablished() {
 // restartGuard: an IKE SA the peer initiates with INITIAL_CONTACT at least
 // this long after ours came up means the peer lost its state (restarted);
 // sooner, both sides initiated at about the same time. It covers the late
-// initiation of the side that waits for its peer (native backend: 10 s)
+// initiation of the side that waits for its peer (native backend: 3 s)
 // and IKE_SA_INIT retransmissions.
 const restartGuard = 15 * time.Second
 

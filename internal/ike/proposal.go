@@ -6,6 +6,7 @@ package ike
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ovnsec/ovnsec/internal/ike/message"
@@ -146,14 +147,38 @@ func choose(ours []proposal, theirs []message.Proposal, keGroup message.DHGroup,
 	return message.Proposal{}, suite.Chosen{}, false
 }
 
-func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool) (message.Proposal, bool) {
-	byType := map[message.TransformType][]message.Transform{}
-	for _, tr := range t.Transforms {
-		byType[tr.Type] = append(byType[tr.Type], tr)
+// ofType returns the transforms of type typ in ts. It allocates only when
+// they are not adjacent (peers list them grouped by type).
+func ofType(ts []message.Transform, typ message.TransformType) []message.Transform {
+	start, end := -1, -1
+	for i, tr := range ts {
+		if tr.Type != typ {
+			continue
+		}
+		if start < 0 {
+			start = i
+		} else if end != i {
+			// A gap: collect them one by one.
+			var out []message.Transform
+			for _, x := range ts {
+				if x.Type == typ {
+					out = append(out, x)
+				}
+			}
+			return out
+		}
+		end = i + 1
 	}
-	if len(byType[message.TransformINTEG]) > 0 {
+	if start < 0 {
+		return nil
+	}
+	return ts[start:end:end]
+}
+
+func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool) (message.Proposal, bool) {
+	if integ := ofType(t.Transforms, message.TransformINTEG); len(integ) > 0 {
 		ok := false
-		for _, tr := range byType[message.TransformINTEG] {
+		for _, tr := range integ {
 			if message.IntegID(tr.ID) == message.AUTH_NONE {
 				ok = true
 			}
@@ -162,10 +187,12 @@ func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool)
 			return message.Proposal{}, false
 		}
 	}
-	sel := message.Proposal{Num: t.Num, Protocol: t.Protocol, SPI: t.SPI}
+	// At most one transform of each of the four types.
+	sel := message.Proposal{Num: t.Num, Protocol: t.Protocol, SPI: t.SPI, Transforms: make([]message.Transform, 0, 4)}
 	found := false
+	theirEncr := ofType(t.Transforms, message.TransformENCR)
 	for _, e := range o.encr {
-		for _, tr := range byType[message.TransformENCR] {
+		for _, tr := range theirEncr {
 			kl, _ := tr.KeyLength()
 			if message.EncrID(tr.ID) == e.id && kl == e.bits {
 				sel.Transforms = append(sel.Transforms, tr)
@@ -182,8 +209,9 @@ func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool)
 	}
 	if o.proto == message.ProtoIKE {
 		found = false
+		theirPRF := ofType(t.Transforms, message.TransformPRF)
 		for _, f := range o.prf {
-			for _, tr := range byType[message.TransformPRF] {
+			for _, tr := range theirPRF {
 				if message.PRFID(tr.ID) == f {
 					sel.Transforms = append(sel.Transforms, tr)
 					found = true
@@ -200,7 +228,7 @@ func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool)
 	}
 	// DH: IKE always; ESP only when we want PFS, or when the peer offers
 	// it and we accept it.
-	theirDH := byType[message.TransformDH]
+	theirDH := ofType(t.Transforms, message.TransformDH)
 	peerNoDH := len(theirDH) == 0 || (len(theirDH) == 1 && message.DHGroup(theirDH[0].ID) == message.DH_NONE)
 	switch {
 	case o.proto == message.ProtoIKE || (wantDH && len(o.dh) > 0):
@@ -241,7 +269,7 @@ func match(o proposal, t message.Proposal, keGroup message.DHGroup, wantDH bool)
 		sel.Transforms = append(sel.Transforms, message.Transform{Type: message.TransformDH, ID: uint16(g)})
 	}
 	if o.proto == message.ProtoESP {
-		theirESN := byType[message.TransformESN]
+		theirESN := ofType(t.Transforms, message.TransformESN)
 		found = false
 		for _, e := range o.esn {
 			want := message.ESNOff
@@ -324,7 +352,7 @@ func withoutDH(ps []proposal) []proposal {
 
 // algString names a chosen suite for Status.
 func algString(c suite.Chosen, proto message.ProtocolID) string {
-	s := fmt.Sprintf("AES_GCM_16_%d", c.KeyBits)
+	s := "AES_GCM_16_" + strconv.Itoa(c.KeyBits)
 	if proto == message.ProtoIKE {
 		s += "/" + c.PRF.String()
 	}

@@ -100,6 +100,10 @@ type ikeSA struct {
 	rekeyedBy   *ikeSA // set on the old SA once replaced
 	rekeyNonce  []byte // our nonce in a pending IKE SA rekey (collisions)
 	initialCont bool   // the peer sent INITIAL_CONTACT
+
+	logger   *slog.Logger // see log; built for the SPIs in logSPIs
+	logSPIs  [2]message.SPI
+	announce string // role, while the IKE SA's "established" line is due (announceUp)
 }
 
 // request is our outstanding request (window size 1).
@@ -115,9 +119,16 @@ type request struct {
 
 func (sa *ikeSA) now() time.Time { return sa.p.e.clock.Now() }
 
-// log returns the engine logger with the SA's identity attached.
+// log returns the engine logger with the SA's identity attached. The
+// logger is built once and again only when an SPI changed (the responder's
+// SPI arrives with the IKE_SA_INIT answer): With formats the attributes,
+// which costs more than the line that follows.
 func (sa *ikeSA) log() *slog.Logger {
-	return sa.p.e.log.With("peer", sa.p.cfg.Name, "spi_i", sa.spiI, "spi_r", sa.spiR)
+	if sa.logger == nil || sa.logSPIs != [2]message.SPI{sa.spiI, sa.spiR} {
+		sa.logger = sa.p.e.log.With("peer", sa.p.cfg.Name, "spi_i", sa.spiI, "spi_r", sa.spiR)
+		sa.logSPIs = [2]message.SPI{sa.spiI, sa.spiR}
+	}
+	return sa.logger
 }
 
 // ourSPI is the SPI that names this SA in the engine's table.

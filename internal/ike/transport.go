@@ -23,7 +23,8 @@ const (
 type PacketConn interface {
 	// ReadFrom blocks for the next datagram on port p.
 	ReadFrom(p Port, b []byte) (int, netip.AddrPort, error)
-	// WriteTo sends b from port p to dst.
+	// WriteTo sends b from port p to dst. It must not keep b: the engine
+	// reuses the buffer.
 	WriteTo(p Port, b []byte, dst netip.AddrPort) error
 	// LocalPort returns the bound port number of p.
 	LocalPort(p Port) uint16

@@ -1,10 +1,11 @@
 // Unit tests: proposal strings and selection, traffic selector narrowing,
-// peer configuration checks and the fake clock.
+// peer configuration checks, the fake clock and the log helpers.
 
 package ike
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,61 @@ func TestParseIdentity(t *testing.T) {
 	}
 	if _, err := parseIdentity(" @ "); err == nil {
 		t.Error("empty identity accepted")
+	}
+}
+
+func TestOfType(t *testing.T) {
+	tr := func(typ message.TransformType, id uint16) message.Transform {
+		return message.Transform{Type: typ, ID: id}
+	}
+	e1, e2 := tr(message.TransformENCR, 20), tr(message.TransformENCR, 19)
+	p1, d1, d2 := tr(message.TransformPRF, 5), tr(message.TransformDH, 31), tr(message.TransformDH, 14)
+	for _, tc := range []struct {
+		name string
+		ts   []message.Transform
+		typ  message.TransformType
+		want []message.Transform
+	}{
+		{"none", []message.Transform{e1, p1}, message.TransformDH, nil},
+		{"empty", nil, message.TransformDH, nil},
+		{"adjacent", []message.Transform{e1, e2, p1, d1, d2}, message.TransformDH, []message.Transform{d1, d2}},
+		{"first", []message.Transform{e1, e2, p1, d1}, message.TransformENCR, []message.Transform{e1, e2}},
+		{"interleaved", []message.Transform{d1, e1, p1, d2, e2}, message.TransformDH, []message.Transform{d1, d2}},
+		{"interleaved encr", []message.Transform{d1, e1, p1, d2, e2}, message.TransformENCR, []message.Transform{e1, e2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ofType(tc.ts, tc.typ)
+			if !slices.EqualFunc(got, tc.want, func(a, b message.Transform) bool { return a.Type == b.Type && a.ID == b.ID }) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A peer may list transforms in any order (RFC 7296 §3.3.6): the choice
+// must not depend on it.
+func TestChooseInterleavedTransforms(t *testing.T) {
+	ours := mustProposals(t, message.ProtoIKE, "aes256gcm16-prfsha256-x25519-modp2048")
+	theirs := offer(mustProposals(t, message.ProtoIKE, "aes128gcm16-aes256gcm16-prfsha512-prfsha256-ecp256-modp2048"), nil, 0, true)
+	ts := theirs.Proposals[0].Transforms
+	// ENCR, ENCR, PRF, PRF, DH, DH -> DH, ENCR, PRF, DH, ENCR, PRF
+	theirs.Proposals[0].Transforms = []message.Transform{ts[4], ts[0], ts[2], ts[5], ts[1], ts[3]}
+	sel, c, ok := choose(ours, theirs.Proposals, message.MODP_2048, true)
+	if !ok || c.DH != message.MODP_2048 || c.KeyBits != 256 || c.PRF != message.PRF_HMAC_SHA2_256 || len(sel.Transforms) != 3 {
+		t.Fatalf("ok %v, chose %+v (%v)", ok, c, sel.Transforms)
+	}
+}
+
+// The log helpers print what the esp types' String methods print.
+func TestLogText(t *testing.T) {
+	for _, s := range []esp.SPI{0, 1, 0x100, 0x3baa6229, 0xdeadbeef, 0xffffffff} {
+		if got, want := spiText(s), s.String(); got != want {
+			t.Errorf("spiText(%d) = %q, want %q", uint32(s), got, want)
+		}
+	}
+	for _, e := range []esp.Encap{{}, {Type: esp.EncapUDP, SrcPort: 4500, DstPort: 4500}, {Type: esp.EncapUDP, SrcPort: 1, DstPort: 65535}} {
+		if got, want := encapText(e), e.String(); got != want {
+			t.Errorf("encapText(%+v) = %q, want %q", e, got, want)
+		}
 	}
 }

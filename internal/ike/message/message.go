@@ -182,10 +182,32 @@ func DecodePayloads(next PayloadType, b []byte) ([]Payload, error) {
 	return ps, err
 }
 
+// countPayloads walks the chain from b[off:] as far as it is plausible and
+// counts its payloads (at most 32), to size the slice decodeChain fills.
+func countPayloads(next PayloadType, b []byte, off int) int {
+	n := 0
+	for next != PayloadNone && n < 32 && len(b)-off >= PayloadHeaderLen {
+		plen := int(binary.BigEndian.Uint16(b[off+2 : off+4]))
+		if plen < PayloadHeaderLen {
+			break
+		}
+		n++
+		if next == PayloadSK || next == PayloadSKF {
+			break
+		}
+		next = PayloadType(b[off])
+		off += plen
+	}
+	return n
+}
+
 // decodeChain decodes payloads from b[off:]. It returns the offset of the
 // SK/SKF body if the chain ends in one (allowed only if outer).
 func decodeChain(next PayloadType, b []byte, off int, outer bool) ([]Payload, int, error) {
-	var ps []Payload
+	var ps []Payload // nil for an empty chain
+	if n := countPayloads(next, b, off); n > 0 {
+		ps = make([]Payload, 0, n)
+	}
 	for next != PayloadNone {
 		r := b[off:]
 		if len(r) < PayloadHeaderLen {

@@ -40,15 +40,32 @@ const keyPad = "Key Pad for IKEv2"
 // PSKAuth returns the AUTH data for method 2:
 // prf(prf(secret, "Key Pad for IKEv2"), signedOctets).
 func PSKAuth(prf PRF, secret, signed []byte) []byte {
-	k := prf.Sum(nil, secret, []byte(keyPad))
-	defer clear(k)
-	return prf.Sum(nil, k, signed)
+	k := PSKKey(prf, secret)
+	defer k.Zero()
+	return PSKAuthWith(prf, k, signed)
 }
 
 // VerifyPSKAuth reports in constant time whether data is the method-2 AUTH
 // for secret and signed.
 func VerifyPSKAuth(prf PRF, secret, signed, data []byte) bool {
 	return hmac.Equal(PSKAuth(prf, secret, signed), data)
+}
+
+// PSKKey returns prf(secret, "Key Pad for IKEv2"), the key of the method-2
+// AUTH. It depends on the secret and the PRF only, so a caller may keep it
+// (as secret as the secret) for PSKAuthWith.
+func PSKKey(prf PRF, secret []byte) Key {
+	return Key(prf.Sum(nil, secret, []byte(keyPad)))
+}
+
+// PSKAuthWith is PSKAuth with key = PSKKey(prf, secret).
+func PSKAuthWith(prf PRF, key Key, signed []byte) []byte {
+	return prf.Sum(nil, key, signed)
+}
+
+// VerifyPSKAuthWith is VerifyPSKAuth with key = PSKKey(prf, secret).
+func VerifyPSKAuthWith(prf PRF, key Key, signed, data []byte) bool {
+	return hmac.Equal(PSKAuthWith(prf, key, signed), data)
 }
 
 // SigScheme is a signature algorithm for AUTH method 14 (RFC 7427).
