@@ -234,7 +234,10 @@ func (l *leakEnv) switchOver(t *testing.T) {
 	t.Logf("every tunnel port has remote_name %.2f s after ipsec=true", l.protected.Sub(set).Seconds())
 	demoEventually(t, 60*time.Second, "every tunnel up", l.allUp)
 	up := time.Now()
-	time.Sleep(2 * time.Second)
+	// Keep the pings going for 2 s after everything is up and past the
+	// reaction window (below) by as much, so that the window check covers
+	// traffic.
+	time.Sleep(max(2*time.Second, time.Until(l.protected.Add(switchWindow+2*time.Second))))
 	for _, p := range pings {
 		r := p.stop()
 		t.Logf("%s across the switch-over: %v", p.what, r)
@@ -262,8 +265,7 @@ func (l *leakEnv) switchOver(t *testing.T) {
 	// Upstream has the same window. The switch-over-required subtest shows
 	// that --require-ipsec closes it; here, plaintext that goes on for
 	// seconds would mean a tunnel was never protected.
-	const window = 3 * time.Second
-	l.noLeak(t, "switch-over (after the reaction window)", l.protected.Add(window), end)
+	l.noLeak(t, "switch-over (after the reaction window)", l.protected.Add(switchWindow), end)
 	l.afterSwitch = end
 }
 
@@ -345,6 +347,10 @@ func (l *leakEnv) requiredSwitchOver(t *testing.T) {
 	}
 	l.noLeak(t, "switch-over with --require-ipsec (no window)", required, time.Now())
 }
+
+// switchWindow bounds how long plaintext may follow remote_name on every
+// port without --require-ipsec (see switchOver).
+const switchWindow = 3 * time.Second
 
 // remoteNames checks remote_name on every tunnel port.
 func (l *leakEnv) remoteNames(t *testing.T) error {
