@@ -269,7 +269,7 @@ func TestBenchBridgeESP(t *testing.T) {
 
 // benchDefaultESP is the mode whose ratio is printed as
 // bridge_esp_vs_plain: what the native backend runs by default.
-const benchDefaultESP = "esp_tap"
+const benchDefaultESP = "esp_direct" // ovnsecd --engine-port-type=veth --direct-to-nic (the defaults)
 
 type iperfOut struct {
 	mbit float64
