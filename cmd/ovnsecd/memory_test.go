@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -97,4 +98,33 @@ func TestReturnMemory(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Garbage that no GC has collected yet counts too: returnMemory collects
+// it once it exceeds the limit.
+func TestReturnMemoryCollectsGarbage(t *testing.T) {
+	runtime.GC()
+	debugFree := func() uint64 { return reclaimable() }
+	old := debug.SetGCPercent(-1) // no GC while the garbage is made
+	var keep [][]byte
+	for range 64 {
+		keep = append(keep, make([]byte, 64<<10)) // 4 MiB
+	}
+	keep = nil // now garbage, and no GC has run
+	r := debugFree()
+	debug.SetGCPercent(old)
+	if r < 3<<20 {
+		t.Fatalf("reclaimable %d bytes after making 4 MiB of garbage: the garbage is not counted", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go returnMemory(ctx, 10*time.Millisecond, 1<<20)
+	deadline := time.Now().Add(time.Second)
+	for debugFree() > 1<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still reclaimable after 1 s", debugFree())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = keep
 }
