@@ -28,8 +28,8 @@ import (
 // idleHeapLimit, ovnsecd collects and returns it (one GC of a heap of a few
 // MB: about a millisecond).
 const (
-	memoryCheckInterval = 5 * time.Second
-	idleHeapLimit       = 2 << 20
+	memoryCheckInterval = 2 * time.Second
+	idleHeapLimit       = 512 << 10
 )
 
 // returnMemory runs the check until ctx ends.

@@ -16,8 +16,10 @@ import (
 type Hold struct {
 	mu       sync.Mutex
 	perPeer  int
-	slotSize int
-	free     [][]byte // unused slots, each of capacity slotSize
+	slotSize int      // the largest frame it takes
+	small    int      // capacity of a small slot (<= slotSize)
+	free     [][]byte // unused small slots
+	freeBig  [][]byte // unused slots of slotSize, for frames above small
 	q        map[netip.Addr][][]byte
 
 	held      atomic.Uint64 // frames accepted
@@ -26,20 +28,47 @@ type Hold struct {
 	discarded atomic.Uint64 // frames dropped by Discard
 }
 
-// NewHold preallocates slots buffers of slotSize bytes; one peer may hold at
-// most perPeer of them.
+// smallSlot is the slot size for ordinary frames (MTU 1500 plus
+// encapsulation); jumbo frames take one of the fewer big slots.
+const smallSlot = 2048
+
+// NewHold preallocates slots buffers for frames of up to smallSlot bytes
+// and, when slotSize is larger, slots/16 (at least one) of slotSize for
+// larger frames; one peer may hold at most perPeer frames. Sizing most
+// slots for ordinary frames keeps the pool small: a burst of flooded
+// multicast while SAs come up fills it, and every byte of it then counts
+// in the resident memory.
 func NewHold(slots, perPeer, slotSize int) *Hold {
 	h := &Hold{perPeer: perPeer, slotSize: slotSize, q: make(map[netip.Addr][][]byte)}
 	if slots <= 0 || perPeer <= 0 || slotSize <= 0 {
 		h.perPeer = 0
 		return h
 	}
-	mem := make([]byte, slots*slotSize)
-	h.free = make([][]byte, slots)
-	for i := range h.free {
-		h.free[i] = mem[i*slotSize : i*slotSize : (i+1)*slotSize]
+	h.small = min(slotSize, smallSlot)
+	h.free = carve(slots, h.small)
+	if slotSize > h.small {
+		h.freeBig = carve(max(1, slots/16), slotSize)
 	}
 	return h
+}
+
+// carve cuts one allocation into n empty slots of capacity size.
+func carve(n, size int) [][]byte {
+	mem := make([]byte, n*size)
+	s := make([][]byte, n)
+	for i := range s {
+		s[i] = mem[i*size : i*size : (i+1)*size]
+	}
+	return s
+}
+
+// put returns slot b to its pool.
+func (h *Hold) put(b []byte) {
+	if cap(b) == h.small {
+		h.free = append(h.free, b[:0])
+	} else {
+		h.freeBig = append(h.freeBig, b[:0])
+	}
 }
 
 // Put copies frame into the peer's queue. It returns false, counting the
@@ -53,12 +82,16 @@ func (h *Hold) Put(peer netip.Addr, frame []byte) bool {
 		return false
 	}
 	q := h.q[peer]
-	if len(q) >= h.perPeer || len(h.free) == 0 {
+	pool := &h.free
+	if len(frame) > h.small {
+		pool = &h.freeBig
+	}
+	if len(q) >= h.perPeer || len(*pool) == 0 {
 		h.overflow.Add(1)
 		return false
 	}
-	s := h.free[len(h.free)-1]
-	h.free = h.free[:len(h.free)-1]
+	s := (*pool)[len(*pool)-1]
+	*pool = (*pool)[:len(*pool)-1]
 	s = append(s[:0], frame...)
 	if q == nil {
 		q = make([][]byte, 0, h.perPeer)
@@ -84,7 +117,7 @@ func (h *Hold) Return(bufs [][]byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, b := range bufs {
-		h.free = append(h.free, b[:0])
+		h.put(b)
 	}
 }
 
@@ -95,7 +128,7 @@ func (h *Hold) Discard(peer netip.Addr) int {
 	defer h.mu.Unlock()
 	q := h.q[peer]
 	for _, b := range q {
-		h.free = append(h.free, b[:0])
+		h.put(b)
 	}
 	delete(h.q, peer)
 	h.discarded.Add(uint64(len(q)))

@@ -94,6 +94,44 @@ func TestHoldCopiesFrame(t *testing.T) {
 	}
 }
 
+// Jumbo-capable holds keep most slots small: ordinary frames take small
+// slots, larger ones the few big slots (slots/16, at least one), and each
+// slot goes back to its own pool.
+func TestHoldSizeClasses(t *testing.T) {
+	a := netip.MustParseAddr("198.51.100.2")
+	h := NewHold(32, 64, 9000)
+	if len(h.free) != 32 || len(h.freeBig) != 2 || cap(h.free[0]) != smallSlot || cap(h.freeBig[0]) != 9000 {
+		t.Fatalf("pools: %d small of %d, %d big of %d", len(h.free), cap(h.free[0]), len(h.freeBig), cap(h.freeBig[0]))
+	}
+	jumbo := make([]byte, 8000)
+	for i := range 3 {
+		if ok := h.Put(a, jumbo); ok != (i < 2) {
+			t.Fatalf("jumbo frame %d: Put = %v", i, ok)
+		}
+	}
+	if !h.Put(a, make([]byte, smallSlot)) || !h.Put(a, make([]byte, 100)) {
+		t.Fatal("ordinary frames refused while big slots are full")
+	}
+	if s := h.Stats(); s.Overflow != 1 || s.Oversize != 0 {
+		t.Errorf("stats %+v: want the third jumbo frame as the one overflow", s)
+	}
+	got := h.Take(a, nil)
+	if len(got) != 4 || len(got[0]) != 8000 || len(got[3]) != 100 {
+		t.Fatalf("took %d frames", len(got))
+	}
+	h.Return(got)
+	if len(h.free) != 32 || len(h.freeBig) != 2 {
+		t.Errorf("after Return: %d small, %d big slots free; want 32 and 2", len(h.free), len(h.freeBig))
+	}
+	if h.Put(a, make([]byte, 9001)) {
+		t.Error("a frame above slotSize was held")
+	}
+	// Without jumbo frames there is one pool.
+	if h := NewHold(4, 4, 1600); len(h.freeBig) != 0 || cap(h.free[0]) != 1600 {
+		t.Errorf("small-only hold: %d big slots, small of %d", len(h.freeBig), cap(h.free[0]))
+	}
+}
+
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
