@@ -29,7 +29,7 @@
 //
 //	b, err := native.New(ctx, native.Config{
 //		Local:  underlayIP, // br-phy's address; the IKE engine binds 500/4500 on it
-//		Bridge: "br-phy", NIC: "eth0", // Engine (TAP port) defaults to "ovnsec0"
+//		Bridge: "br-phy", NIC: "eth0", // Engine (its port) defaults to "ovnsec0"
 //		GeneveOptions: ovsbridge.OVNGeneveOpt, // under OVN, for the overlay MTU
 //	})
 //	// then b is the reconciler's backend.Backend; b.Close(ctx, cleanup) on exit
@@ -80,7 +80,7 @@ type Config struct {
 	// address the IKE engine binds to (ports 500 and 4500). IPv4.
 	Local netip.Addr
 	// Bridge is br-phy (netdev datapath, holds Local); NIC its underlay
-	// port; Engine the TAP port name (default "ovnsec0").
+	// port; Engine the engine port's name (default "ovnsec0").
 	Bridge, NIC, Engine string
 	// OVS reaches ovs-vswitchd and its database (defaults: ovs-vsctl's
 	// default database, ovs-ofctl to Bridge).
@@ -199,9 +199,9 @@ type childState struct {
 	remoteTS   []ike.TrafficSelector
 }
 
-// New attaches the engine port to br-phy (no policies yet), opens the TAP,
-// starts the packet loop, the rule watcher, the IKE engine and the SA
-// sweeper. They run until Close.
+// New attaches the engine port to br-phy (no policies yet), opens it (and
+// the NIC for direct output), starts the packet loop, the rule watcher,
+// the IKE engine and the SA sweeper. They run until Close.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Engine == "" {
 		cfg.Engine = "ovnsec0"

@@ -275,16 +275,20 @@ func (l *Loop) process(n int) {
 func (l *Loop) collectWire(batch []*Frame, writes [][]byte, peers peerSet) [][]byte {
 	n0 := len(writes)
 	writes = l.collect(batch, writes, true)
-	kept := writes[:n0]
-	var leaks uint64
-	for _, b := range writes[n0:] {
+	kept := l.filterWire(writes[n0:], peers) // compacted in place
+	return writes[:n0+len(kept)]
+}
+
+// filterWire keeps, in place, the frames wireAllowed lets out and counts
+// the others as leaks.
+func (l *Loop) filterWire(writes [][]byte, peers peerSet) [][]byte {
+	kept := writes[:0]
+	for _, b := range writes {
 		if wireAllowed(b, peers) {
 			kept = append(kept, b)
-		} else {
-			leaks++
 		}
 	}
-	l.c.leak.Add(leaks)
+	l.c.leak.Add(uint64(len(writes) - len(kept)))
 	return kept
 }
 
@@ -428,18 +432,7 @@ func (l *Loop) Release(peer netip.Addr) (int, error) {
 	var w Writer = l.dev
 	if l.wire != nil {
 		w = l.wire
-		peers := *l.peers.Load()
-		kept := writes[:0]
-		var leaks uint64
-		for _, b := range writes {
-			if wireAllowed(b, peers) {
-				kept = append(kept, b)
-			} else {
-				leaks++
-			}
-		}
-		l.c.leak.Add(leaks)
-		writes = kept
+		writes = l.filterWire(writes, *l.peers.Load())
 	}
 	if len(writes) == 0 {
 		return 0, nil
