@@ -578,6 +578,48 @@ func TestResponderRekeyDefersOutbound(t *testing.T) {
 	}
 }
 
+// The side with the higher address leaves the lower one a head start:
+// held packets make it initiate only demandHeadStart after configuring.
+func TestInitiateOnDemandHeadStart(t *testing.T) {
+	r := newRig(t)
+	tt := geneveTunnel(1)
+	lower := netip.MustParseAddr("198.51.100.0")
+	tt.RemoteIP = lower.String() // we are the higher address
+	if err := r.b.Ensure(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	frame := geneveFrame()
+	l := lower.As4()
+	copy(frame[14+16:14+20], l[:])
+	binary.BigEndian.PutUint16(frame[14+10:], 0)
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(frame[14+i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(frame[14+10:], ^uint16(sum))
+	r.dev.in <- frame
+	waitUntil(t, "frame held", func() bool { return r.b.Hook().Demand(lower) == 1 })
+	count := func() int {
+		r.eng.mu.Lock()
+		defer r.eng.mu.Unlock()
+		return len(r.eng.initiated)
+	}
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: "down"})
+	r.advance(demandHeadStart - time.Millisecond)
+	r.b.initiateLate()
+	if n := count(); n != 0 {
+		t.Fatalf("initiated %d times within the head start", n)
+	}
+	r.advance(time.Millisecond)
+	r.b.initiateLate()
+	if n := count(); n != 1 {
+		t.Fatalf("initiated %d times after the head start with packets waiting, want 1", n)
+	}
+}
+
 func TestPacketLoopFailureShowsInStatus(t *testing.T) {
 	r := newRig(t)
 	if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {
