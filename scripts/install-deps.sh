@@ -8,6 +8,7 @@ PKGS=(
   ovn-central ovn-host
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
   iperf3 tcpdump iproute2 openssl iputils-ping ethtool
+  iptables
 )
 
 missing=()
