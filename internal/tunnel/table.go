@@ -67,8 +67,8 @@ type Table struct {
 	// ignored ("" when it was accepted); shown on every tunnel.
 	ignored string
 	// require makes every gre, geneve and vxlan interface a tunnel, INVALID
-	// until it has IPsec options (RequireIPsec).
-	require bool
+	// until it has IPsec options, and says why (RequireIPsec, Require).
+	require requireState
 }
 
 // RequireIPsec makes the table track every gre, geneve and vxlan
@@ -77,9 +77,13 @@ type Table struct {
 // backend that can block, has its packets dropped) instead of being left
 // to carry plaintext. It closes the window in which a tunnel exists but
 // its IPsec options do not yet (OVN writes remote_name after creating the
-// port, and each chassis learns ipsec=true at its own moment). Call it
-// before the first Update.
-func (t *Table) RequireIPsec(on bool) { t.require = on }
+// port, and each chassis learns ipsec=true at its own moment). The reason
+// of such a tunnel is reasonRequired, which names ovnsecd --require-ipsec;
+// Require names another cause. It may be called between Updates: the next
+// Update applies it.
+func (t *Table) RequireIPsec(on bool) {
+	t.Require(Requirement{On: on, Cause: "ovnsecd --require-ipsec"})
+}
 
 // globalConf is the accepted Open_vSwitch:other_config PKI configuration.
 type globalConf struct {
@@ -197,7 +201,7 @@ func (t *Table) Update(s ovsconf.Snapshot) (tunnels []Tunnel, events []Event) {
 
 	seen := make(map[string]bool, len(s.Interfaces))
 	for _, iface := range s.Interfaces {
-		if !(selected(iface) || t.require && tunnelType(iface)) || seen[iface.Name] {
+		if !(selected(iface) || t.require.on && tunnelType(iface)) || seen[iface.Name] {
 			continue
 		}
 		seen[iface.Name] = true
@@ -342,8 +346,8 @@ func (t *Table) updateTunnel(iface ovsconf.Interface, fresh bool, now time.Time,
 		e.version++
 		e.conf = c
 		e.state, e.reason = validate(c)
-		if t.require && !selected(iface) && e.reason == reasonNoAuthMethod {
-			e.reason = reasonRequired
+		if t.require.on && !selected(iface) && e.reason == reasonNoAuthMethod {
+			e.reason = t.require.reason
 		}
 		if e.state == StateInvalid {
 			ev(slog.LevelWarn, name+" contains invalid configuration"+e.reason)
