@@ -65,6 +65,9 @@ type TunnelStatus struct {
 	// act on ("IKE_SA established but the kernel refused the Child SA:
 	// Function not implemented", "peer silent for 30s", ...).
 	Reason string
+	// Blocked: the backend holds no SAs for the tunnel but drops its
+	// packets (backend.Guard); Phase is then PhaseDown.
+	Blocked bool
 	// Conns lists the backend's connections for the tunnel, with a one-line
 	// state each, in the shape "ipsec/status" prints.
 	Conns []ConnStatus
@@ -94,23 +97,23 @@ func IsPartial(err error) bool {
 	return errors.As(err, &p) && p.Partial()
 }
 
-// Blocker is implemented by backends that can keep a tunnel's packets from
-// crossing in plaintext without protecting it. The reconciler blocks
-// INVALID tunnels that carry IPsec options: IPsec is required for them, so
-// until the configuration is fixed their packets must be dropped, not sent
-// in clear. Block replaces whatever the backend held for t.Name; Remove
-// lifts the block.
-type Blocker interface {
-	Block(ctx context.Context, t tunnel.Tunnel) error
-}
-
-// Preparer is implemented by backends that can protect a set of tunnels'
-// packets (drop them until their SAs exist) in one step, before ensuring the
-// tunnels one by one. The reconciler calls Prepare with every tunnel it is
-// about to ensure, so that a host switching many tunnels to IPsec at once
-// (OVN's ipsec=true, or ovnsecd starting up) protects all of them together
-// instead of leaving the later ones in plaintext while the first ones are
-// configured.
-type Preparer interface {
-	Prepare(ctx context.Context, tunnels []tunnel.Tunnel) error
+// Guard is implemented by backends that can keep a tunnel's packets from
+// crossing in plaintext independently of its SAs. It is how ovnsec fails
+// closed by construction: the reconciler hands the backend, at the start of
+// every pass and before anything else, every tunnel that requires IPsec
+// (CONFIGURED ones and INVALID ones alike), and the backend drops their
+// tunnel packets unless SAs protect them. Ensure and Remove then only add
+// or take away SAs; whatever they fail at, the guard stays, so a tunnel is
+// never left in plaintext because configuring it went wrong.
+type Guard interface {
+	// Guard replaces the set of guarded tunnels with ts. From its return,
+	// tunnel packets to and from the remote of every tunnel in ts are
+	// dropped unless SAs protect them; a tunnel no longer in ts is
+	// unguarded (its SAs, if any, still protect it until Remove).
+	//
+	// refused names the tunnels of ts the backend cannot guard, each with
+	// the reason (a remote_ip that is not an address, say); the others are
+	// guarded. err means the new set could not be installed (the previous
+	// one stays in force); the backend installs it again on its next call.
+	Guard(ctx context.Context, ts []tunnel.Tunnel) (refused map[string]error, err error)
 }

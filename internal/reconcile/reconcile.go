@@ -65,6 +65,7 @@ type Reconciler struct {
 	order    []string                 // tunnel names, sorted
 	health   map[string]*health
 	backErr  error // last error from backend.Status/Loaded
+	guardErr error // last error installing the guard (backend.Guard)
 	allUp    bool  // last pass had every configured tunnel up
 	forceAll bool  // refresh requested: re-ensure everything once
 }
@@ -73,7 +74,6 @@ type Reconciler struct {
 type health struct {
 	applied   int           // version last ensured successfully, 0 if none
 	appliedT  tunnel.Tunnel // the tunnel as last ensured successfully
-	blocked   bool          // appliedT is blocked (INVALID), not protected
 	failures  int           // consecutive Ensure failures
 	nextTry   time.Time     // earliest next Ensure after a failure
 	lastErr   error         // last Ensure error
@@ -82,6 +82,9 @@ type health struct {
 	status    backend.TunnelStatus
 	hasStatus bool
 	wasUp     bool
+	// guardErr says why the backend cannot drop this tunnel's packets
+	// (backend.Guard refused it); nil when it can or is not asked to.
+	guardErr error
 }
 
 // New returns a Reconciler for be.
@@ -155,6 +158,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 func (r *Reconciler) Pass(ctx context.Context) {
 	now := r.opts.Now()
 
+	// Fail closed first: before anything about any tunnel can fail, every
+	// tunnel that requires IPsec is guarded.
+	r.guard(ctx)
+
 	statuses, serr := r.callStatus(ctx)
 	loaded, lerr := r.callLoaded(ctx)
 
@@ -167,7 +174,6 @@ func (r *Reconciler) Pass(ctx context.Context) {
 		reason string
 	}
 	var ensure []job
-	var block []tunnel.Tunnel
 	want := map[string]bool{}
 	for _, name := range r.order {
 		t := r.desired[name]
@@ -178,16 +184,9 @@ func (r *Reconciler) Pass(ctx context.Context) {
 			h.hasStatus = false
 			h.status = backend.TunnelStatus{}
 		}
-		if t.State == tunnel.StateInvalid {
-			if r.canBlock(t) {
-				want[name] = true
-				if !(h.blocked && h.isApplied(t)) && !now.Before(h.nextTry) {
-					block = append(block, t)
-				}
-			}
-			continue
-		}
 		if t.State != tunnel.StateConfigured {
+			// INVALID: its SAs, if any, are removed; with a backend.Guard
+			// its packets stay blocked.
 			continue
 		}
 		want[name] = true
@@ -202,7 +201,7 @@ func (r *Reconciler) Pass(ctx context.Context) {
 		switch {
 		case force:
 			ensure = append(ensure, job{t, "refresh"})
-		case !h.isApplied(t) || h.blocked:
+		case !h.isApplied(t):
 			if now.Before(h.nextTry) {
 				continue
 			}
@@ -236,20 +235,6 @@ func (r *Reconciler) Pass(ctx context.Context) {
 
 	for _, name := range remove {
 		r.remove(ctx, name)
-	}
-	for _, t := range block {
-		r.block(ctx, t, now)
-	}
-	if pr, ok := r.be.(backend.Preparer); ok && len(ensure) > 1 {
-		ts := make([]tunnel.Tunnel, len(ensure))
-		for i, j := range ensure {
-			ts[i] = j.t
-		}
-		cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
-		if err := pr.Prepare(cctx, ts); err != nil {
-			r.log.Warn("Failed to protect the tunnels before configuring them", "tunnels", len(ts), "err", err)
-		}
-		cancel()
 	}
 	for _, j := range ensure {
 		r.ensure(ctx, j.t, j.reason, now)
@@ -341,39 +326,49 @@ func (r *Reconciler) ensure(ctx context.Context, t tunnel.Tunnel, why string, no
 	}
 	h.applied = t.Version
 	h.appliedT = t
-	h.blocked = false
 	h.failures = 0
 	h.lastErr = nil
 	h.nextTry = time.Time{}
 }
 
-// canBlock reports whether the backend can block t's packets: it must
-// implement backend.Blocker and t must name a usable remote address.
-func (r *Reconciler) canBlock(t tunnel.Tunnel) bool {
-	_, ok := r.be.(backend.Blocker)
-	_, addr := t.RemoteAddr()
-	return ok && addr
-}
-
-// block keeps an INVALID tunnel's packets from crossing in plaintext.
-func (r *Reconciler) block(ctx context.Context, t tunnel.Tunnel, now time.Time) {
-	cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
-	err := r.be.(backend.Blocker).Block(cctx, t)
-	cancel()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h := r.healthOf(t.Name)
-	h.lastTry = now
-	if err != nil {
-		h.failures++
-		h.lastErr = err
-		h.nextTry = now.Add(r.backoff(h.failures))
-		r.log.Warn("Failed to block the plaintext of an invalid tunnel", "tunnel", t.Name, "err", err)
+// guard gives a backend.Guard every tunnel that requires IPsec: every
+// tracked tunnel, CONFIGURED or INVALID (the table tracks only tunnels with
+// IPsec options, or all of them where IPsec is required), except those
+// without a remote_ip, which OVS does not create. Backends that cannot
+// guard are left alone (strongSwan: an INVALID tunnel is removed, as
+// ovs-monitor-ipsec does).
+func (r *Reconciler) guard(ctx context.Context) {
+	g, ok := r.be.(backend.Guard)
+	if !ok {
 		return
 	}
-	r.log.Warn("Tunnel "+t.Name+" is invalid; its tunnel packets are dropped until the configuration is fixed", "remote_ip", t.RemoteIP)
-	h.applied, h.appliedT, h.blocked = t.Version, t, true
-	h.failures, h.lastErr, h.nextTry = 0, nil, time.Time{}
+	r.mu.Lock()
+	ts := make([]tunnel.Tunnel, 0, len(r.order))
+	for _, name := range r.order {
+		if t := r.desired[name]; t.RemoteIP != "" {
+			ts = append(ts, t)
+		}
+	}
+	r.mu.Unlock()
+
+	cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
+	refused, err := g.Guard(cctx, ts)
+	cancel()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil && r.guardErr == nil {
+		r.log.Error("Failed to install the drop rules of the tunnels that require IPsec; retrying on the next pass", "tunnels", len(ts), "err", err)
+	}
+	r.guardErr = err
+	for _, t := range ts {
+		h := r.healthOf(t.Name)
+		gerr := refused[t.Name]
+		if gerr != nil && (h.guardErr == nil || h.guardErr.Error() != gerr.Error()) {
+			r.log.Error("Tunnel "+t.Name+" requires IPsec but its packets cannot be dropped", "err", gerr)
+		}
+		h.guardErr = gerr
+	}
 }
 
 func (r *Reconciler) remove(ctx context.Context, name string) {
@@ -389,6 +384,12 @@ func (r *Reconciler) remove(ctx context.Context, name string) {
 		return
 	}
 	r.log.Info("Removed ipsec connections of tunnel " + name)
+	if _, ok := r.desired[name]; ok {
+		// Still tracked (INVALID): keep what the guard said of it.
+		h := r.healthOf(name)
+		h.applied, h.appliedT, h.lastErr, h.warning = 0, tunnel.Tunnel{}, nil, nil
+		return
+	}
 	delete(r.health, name)
 }
 

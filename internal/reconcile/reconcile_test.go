@@ -87,7 +87,7 @@ func (c *fakeClock) Now() time.Time      { return c.t }
 func (c *fakeClock) Add(d time.Duration) { c.t = c.t.Add(d) }
 func newClock() *fakeClock               { return &fakeClock{t: time.Unix(1_000_000, 0)} }
 func geneve(name string, v int) tunnel.Tunnel {
-	return tunnel.Tunnel{Name: name, Version: v, State: tunnel.StateConfigured, Type: tunnel.TypeGeneve}
+	return tunnel.Tunnel{Name: name, Version: v, State: tunnel.StateConfigured, Type: tunnel.TypeGeneve, RemoteIP: "192.0.2.2"}
 }
 
 func newTest(t *testing.T, fb *fakeBackend) (*Reconciler, *fakeClock, *bytes.Buffer) {
@@ -389,49 +389,98 @@ func TestLiveViewReadsBackendNow(t *testing.T) {
 	}
 }
 
-// blockingBackend is a fakeBackend that also blocks.
-type blockingBackend struct{ *fakeBackend }
-
-func (b blockingBackend) Block(_ context.Context, t tunnel.Tunnel) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.calls = append(b.calls, "block "+t.Name+" v"+itoa(t.Version))
-	return nil
+// guardingBackend is a fakeBackend that also guards; refuse names the
+// tunnels it refuses to guard.
+type guardingBackend struct {
+	*fakeBackend
+	refuse   map[string]error
+	guardErr error
 }
 
-func TestInvalidTunnelIsBlockedNotRemoved(t *testing.T) {
+func (b guardingBackend) Guard(_ context.Context, ts []tunnel.Tunnel) (map[string]error, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Name + " v" + itoa(t.Version)
+	}
+	b.calls = append(b.calls, "guard ["+strings.Join(names, ",")+"]")
+	return b.refuse, b.guardErr
+}
+
+// The guard comes first in every pass, before removes and ensures, and
+// covers CONFIGURED and INVALID tunnels alike; an INVALID tunnel's SAs are
+// removed (the guard keeps it blocked).
+func TestGuardFirstEveryPass(t *testing.T) {
 	fb := &fakeBackend{upOnEnsure: true, status: map[string]backend.TunnelStatus{}}
-	var logs bytes.Buffer
 	clk := newClock()
-	r := New(blockingBackend{fb}, slog.New(slog.NewTextHandler(&logs, nil)), Options{Now: clk.Now})
+	r := New(guardingBackend{fakeBackend: fb}, slog.New(slog.DiscardHandler), Options{Now: clk.Now})
 	ctx := context.Background()
 	r.SetDesired([]tunnel.Tunnel{geneve("tun", 1)})
 	r.Pass(ctx)
-	fb.takeCalls()
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"guard [tun v1]", "ensure tun v1"}) {
+		t.Fatalf("calls = %v", got)
+	}
 
 	bad := geneve("tun", 2)
 	bad.RemoteIP, bad.State, bad.Reason = "192.0.2.2", tunnel.StateInvalid, ": must choose a authentication method"
 	r.SetDesired([]tunnel.Tunnel{bad})
 	r.Pass(ctx)
-	if got := fb.takeCalls(); !slices.Equal(got, []string{"block tun v2"}) {
-		t.Fatalf("calls = %v, want a block and no remove", got)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"guard [tun v2]", "remove tun"}) {
+		t.Fatalf("calls = %v, want the guard, then the SAs removed", got)
 	}
 	r.Pass(ctx)
-	if got := fb.takeCalls(); len(got) != 0 {
-		t.Fatalf("blocked tunnel blocked again: %v", got)
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"guard [tun v2]"}) {
+		t.Fatalf("calls = %v", got)
 	}
-	// Without a usable address there is nothing to block: removed.
+	// Without a remote address OVS has no tunnel: nothing to guard.
 	bad.Version, bad.RemoteIP = 3, ""
 	r.SetDesired([]tunnel.Tunnel{bad})
 	r.Pass(ctx)
-	if got := fb.takeCalls(); !slices.Equal(got, []string{"remove tun"}) {
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"guard []"}) {
 		t.Fatalf("calls = %v", got)
 	}
 	// Fixed: ensured.
 	r.SetDesired([]tunnel.Tunnel{geneve("tun", 4)})
 	r.Pass(ctx)
-	if got := fb.takeCalls(); !slices.Equal(got, []string{"ensure tun v4"}) {
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"guard [tun v4]", "ensure tun v4"}) {
 		t.Fatalf("calls = %v", got)
+	}
+}
+
+// A failed Ensure of a guarded tunnel shows as blocked; a tunnel the
+// backend cannot guard says loudly that its packets are not blocked.
+func TestBlockedAndUnguardedSummaries(t *testing.T) {
+	fb := &fakeBackend{status: map[string]backend.TunnelStatus{}, ensureErr: errors.New("load CA /ca.pem: no such file")}
+	gb := guardingBackend{fakeBackend: fb, refuse: map[string]error{"flow0": errors.New("remote_ip \"flow\" is not an IP address")}}
+	r := New(gb, slog.New(slog.DiscardHandler), Options{Now: newClock().Now})
+	ctx := context.Background()
+	flow := geneve("flow0", 1)
+	flow.RemoteIP = "flow"
+	r.SetDesired([]tunnel.Tunnel{geneve("tun", 1), flow})
+	fb.status["tun"] = backend.TunnelStatus{Name: "tun", Version: 1, Phase: backend.PhaseDown, Blocked: true, Reason: "blocked: ..."}
+	r.Pass(ctx)
+	views, _ := r.View()
+	got := map[string][2]string{}
+	for _, v := range views {
+		s, why := v.Summary(nil)
+		got[v.Tunnel.Name] = [2]string{s, why}
+	}
+	if g := got["tun"]; g[0] != "blocked" || !strings.Contains(g[1], "/ca.pem") {
+		t.Errorf("tun: %q", g)
+	}
+	if g := got["flow0"]; g[0] != "error" || !strings.Contains(g[1], "NOT blocked") || !strings.Contains(g[1], "not an IP address") {
+		t.Errorf("flow0: %q", g)
+	}
+	// A guard that could not be installed at all is named on every tunnel.
+	fb.status = map[string]backend.TunnelStatus{}
+	gb.guardErr = errors.New("ovs-ofctl: connection refused")
+	r2 := New(gb, slog.New(slog.DiscardHandler), Options{Now: newClock().Now})
+	r2.SetDesired([]tunnel.Tunnel{geneve("tun", 1)})
+	r2.Pass(ctx)
+	views, _ = r2.View()
+	if s, why := views[0].Summary(nil); s != "error" || !strings.Contains(why, "NOT blocked: ovs-ofctl") {
+		t.Errorf("guard failure: %q %q", s, why)
 	}
 }
 

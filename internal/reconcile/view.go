@@ -29,6 +29,10 @@ type TunnelView struct {
 	Warning  error
 	Failures int
 	NextTry  time.Time
+	// GuardErr says why the backend cannot drop the tunnel's packets
+	// while it has no SAs (backend.Guard refused it, or installing the
+	// drop rules failed); nil when they are dropped or no guard applies.
+	GuardErr error
 }
 
 // View returns every tracked tunnel in name order and the last error from
@@ -43,7 +47,11 @@ func (r *Reconciler) View() ([]TunnelView, error) {
 			v.Status, v.HasStatus = h.status, h.hasStatus
 			v.Applied, v.LastErr, v.Failures, v.NextTry = h.applied, h.lastErr, h.failures, h.nextTry
 			v.Warning = h.warning
-			v.Current = h.isApplied(v.Tunnel) && !h.blocked
+			v.Current = h.isApplied(v.Tunnel)
+			v.GuardErr = h.guardErr
+		}
+		if v.GuardErr == nil && r.guardErr != nil {
+			v.GuardErr = r.guardErr
 		}
 		out = append(out, v)
 	}
@@ -78,11 +86,13 @@ func (v TunnelView) Summary(backendErr error) (state, reason string) {
 		if v.HasStatus && v.Status.Reason != "" {
 			reason += "; " + v.Status.Reason
 		}
-		return "invalid", reason
+		return "invalid", reason + v.notBlocked()
 	case backendErr != nil && !v.HasStatus:
-		return "unknown", backendErr.Error()
+		return "unknown", backendErr.Error() + v.notBlocked()
+	case v.LastErr != nil && v.HasStatus && v.Status.Blocked:
+		return "blocked", v.LastErr.Error()
 	case v.LastErr != nil:
-		return "error", v.LastErr.Error()
+		return "error", v.LastErr.Error() + v.notBlocked()
 	case !v.HasStatus || v.Status.Phase == backend.PhaseNotLoaded:
 		if v.Applied == 0 {
 			return "pending", "not yet given to the IKE daemon"
@@ -101,6 +111,15 @@ func (v TunnelView) Summary(backendErr error) (state, reason string) {
 		}
 		return string(v.Status.Phase), reason
 	}
+}
+
+// notBlocked is the warning added to a reason when the tunnel's packets
+// cannot be dropped while it is not protected.
+func (v TunnelView) notBlocked() string {
+	if v.GuardErr == nil {
+		return ""
+	}
+	return "; its packets are NOT blocked: " + v.GuardErr.Error()
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

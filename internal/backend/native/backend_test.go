@@ -72,14 +72,14 @@ func TestEnsureErrors(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	t.Run("engine refuses the peer: rules restored", func(t *testing.T) {
+	t.Run("engine refuses the peer: tunnel blocked", func(t *testing.T) {
 		r := newRig(t)
 		r.eng.addErr = errors.New("ike: bad proposal")
 		if err := r.b.Ensure(ctx, geneveTunnel(1)); err == nil || !strings.Contains(err.Error(), "bad proposal") {
 			t.Fatalf("err = %v", err)
 		}
-		if got := r.att.get(); len(got) != 0 {
-			t.Errorf("policies left after a failed Ensure: %+v", got)
+		if got := r.att.get(); !bridgeBlocks(got, geneveTunnel(1)) {
+			t.Errorf("a failed Ensure left the tunnel unprotected: %+v", got)
 		}
 		if names, _ := r.b.Loaded(ctx); len(names) != 0 {
 			t.Errorf("Loaded = %v", names)

@@ -111,13 +111,21 @@ type fakeAtt struct {
 	sets     int
 	detached bool
 	err      error
+	// failFrom, when > 0, makes every install from the failFrom-th on fail
+	// (fault injection after the first installs went through).
+	failFrom int
+	calls    int
 }
 
 func (a *fakeAtt) SetPolicies(ctx context.Context, ps []ovsbridge.Policy) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.calls++
 	if a.err != nil {
 		return a.err
+	}
+	if a.failFrom > 0 && a.calls >= a.failFrom {
+		return errors.New("ovs-ofctl: injected failure")
 	}
 	a.policies = append([]ovsbridge.Policy(nil), ps...)
 	a.sets++
@@ -293,6 +301,9 @@ func (fakeCreds) Certificates(path string) ([]*x509.Certificate, error) {
 }
 
 func (fakeCreds) PrivateKey(path string) (crypto.Signer, error) {
+	if path == "/missing.pem" {
+		return nil, errors.New("load private key /missing.pem: no such file")
+	}
 	_, k := testCert()
 	return k, nil
 }

@@ -146,12 +146,15 @@ type Backend struct {
 	// broken is why a part (IKE engine, packet loop, watcher) stopped on
 	// its own; nil while all run.
 	broken  error
-	tunnels map[string]*tunnelState  // by tunnel (interface) name
-	byPeer  map[string]*tunnelState  // by IKE peer name
-	blocked map[string]blockedTunnel // INVALID tunnels whose packets are dropped
-	// applied is the policy set last installed in full (hook, loop and
-	// br-phy), nil before the first and after a failed install.
-	applied []ovsbridge.Policy
+	tunnels map[string]*tunnelState // by tunnel (interface) name
+	byPeer  map[string]*tunnelState // by IKE peer name
+	// guarded are the tunnels whose packets br-phy drops unless SAs
+	// protect them (backend.Guard), by tunnel name.
+	guarded map[string]guardEntry
+	// applied and appliedEngine are the br-phy and engine (hook, loop)
+	// policy sets last installed in full; applied is nil before the first
+	// and after a failed install.
+	applied, appliedEngine []ovsbridge.Policy
 	// closers are closed by Close once the parts have stopped (the
 	// direct-to-NIC socket).
 	closers []io.Closer
@@ -284,6 +287,7 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 		byPeer:   map[string]*tunnelState{},
 		saEvents: make(chan esp.Event, 64),
 	}
+	b.guarded = map[string]guardEntry{}
 	if err := b.hook.SetPolicies(local, nil); err != nil {
 		return nil, err
 	}
@@ -458,53 +462,71 @@ func (b *Backend) Hook() *esphook.Hook { return b.hook }
 // Loop returns the packet loop (for status and metrics).
 func (b *Backend) Loop() *ovsbridge.Loop { return b.loop }
 
-// policiesLocked returns the policies of every tunnel, sorted by peer.
-func (b *Backend) policiesLocked() []ovsbridge.Policy {
-	ps := make([]ovsbridge.Policy, 0, len(b.tunnels))
-	for _, st := range b.tunnels {
-		ps = append(ps, st.plan.policy)
-	}
-	return b.blockedPoliciesLocked(ps)
-}
-
 // applyPoliciesLocked installs the current policies: hook and loop first
-// (they must know a peer before OVS steers its frames), then br-phy.
+// (they must know a peer before OVS steers its frames to the engine), then
+// br-phy. The engine gets the tunnels it protects; br-phy also the guarded
+// ones, whose frames the engine then drops as coming from or going to no
+// peer it knows.
 //
-// An unchanged set is not installed again: Prepare protects every tunnel
-// of a reconcile pass in one br-phy install, and the Ensure calls that
-// follow would otherwise replace the same table once per tunnel (three
-// ovs-ofctl runs each; 20 of them per chassis in a 20-node mesh). A lost
-// table (ovs-vswitchd restart) is the attachment's watcher's job.
+// An unchanged set is not installed again: Guard and the Ensure calls of a
+// reconcile pass would otherwise replace the same table once per tunnel
+// (three ovs-ofctl runs each; 20 of them per chassis in a 20-node mesh). A
+// lost table (ovs-vswitchd restart) is the attachment's watcher's job.
 func (b *Backend) applyPoliciesLocked(ctx context.Context) error {
-	ps := b.policiesLocked()
-	if b.applied != nil && slices.Equal(ps, b.applied) {
+	engine := b.enginePoliciesLocked()
+	bridge := b.bridgePoliciesLocked(engine)
+	if b.appliedEngine == nil || !slices.Equal(engine, b.appliedEngine) {
+		if err := b.hook.SetPolicies(b.cfg.Local, engine); err != nil {
+			return err
+		}
+		b.loop.SetPeers(engine)
+		b.appliedEngine = engine
+	}
+	if b.applied != nil && slices.Equal(bridge, b.applied) {
 		return nil
 	}
 	b.applied = nil
-	if err := b.hook.SetPolicies(b.cfg.Local, ps); err != nil {
-		return err
-	}
-	b.loop.SetPeers(ps)
-	if err := b.att.SetPolicies(ctx, ps); err != nil {
+	if err := b.att.SetPolicies(ctx, bridge); err != nil {
 		return fmt.Errorf("native backend: install br-phy rules: %w", err)
 	}
-	b.applied = append(make([]ovsbridge.Policy, 0, len(ps)), ps...)
+	b.applied = bridge
 	return nil
 }
 
-// Ensure implements backend.Backend.
+// Ensure implements backend.Backend. It guards t first (backend.Guard),
+// so that whatever fails after, t's packets are dropped rather than sent in
+// clear; an existing configuration of t that cannot be replaced is dropped
+// too, leaving t blocked, never protected under options it no longer has.
 func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return errClosed
 	}
+	if err := b.guardLocked(t); err != nil {
+		if old, ok := b.tunnels[t.Name]; ok {
+			b.dropLocked(old) // its SAs protect a remote t no longer names
+			if aerr := b.applyPoliciesLocked(ctx); aerr != nil {
+				err = fmt.Errorf("%w (and removing its previous configuration failed: %v)", err, aerr)
+			}
+		}
+		b.log.Error("tunnel requires IPsec but its packets cannot be dropped; they may cross in clear", "tunnel", t.Name, "err", err)
+		return err
+	}
 	if st, ok := b.tunnels[t.Name]; ok && st.t.SameConfig(t) {
 		return unsupportedError(t.Name, st.plan.unsupported) // unchanged: leave established SAs alone
 	}
 	p, err := planTunnel(t, b.cfg.Local, b.cfg.Creds)
+	if err == nil {
+		for name, other := range b.tunnels {
+			if name != t.Name && other.plan.remote == p.remote {
+				err = fmt.Errorf("tunnel %s: remote %s is already protected by tunnel %s; the native backend supports one tunnel per remote address", t.Name, p.remote, name)
+				break
+			}
+		}
+	}
 	if err != nil {
-		return err
+		return b.blockLocked(ctx, t, err)
 	}
 	if b.peerUses == nil {
 		b.peerUses = map[string]int{}
@@ -515,40 +537,40 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	} else {
 		b.peerUses[p.peer.Name] = 1
 	}
-	for name, other := range b.tunnels {
-		if name != t.Name && other.plan.remote == p.remote {
-			return fmt.Errorf("tunnel %s: remote %s is already protected by tunnel %s; the native backend supports one tunnel per remote address", t.Name, p.remote, name)
-		}
-	}
 	if old, ok := b.tunnels[t.Name]; ok {
 		b.dropLocked(old)
 	}
 	st := &tunnelState{t: t, plan: p, children: map[esp.SPI]*childState{}, lastEvent: "configured", lastInit: b.cfg.Now()}
 	b.tunnels[t.Name] = st
 	b.byPeer[p.peer.Name] = st
-	wasBlocked, isBlocked := b.blocked[t.Name]
-	delete(b.blocked, t.Name) // the protected policy below replaces the block
 	if err := b.applyPoliciesLocked(ctx); err != nil {
-		if isBlocked {
-			b.blocked[t.Name] = wasBlocked
-		}
-		delete(b.tunnels, t.Name)
-		delete(b.byPeer, p.peer.Name)
-		return err
+		b.dropLocked(st)
+		return b.blockLocked(ctx, t, err)
 	}
 	if err := b.eng.AddPeer(p.peer); err != nil {
-		delete(b.tunnels, t.Name)
-		delete(b.byPeer, p.peer.Name)
-		if aerr := b.applyPoliciesLocked(ctx); aerr != nil {
-			b.log.Warn("restore br-phy rules", "err", aerr)
-		}
-		return fmt.Errorf("native backend: configure IKE peer for %s: %w", t.Name, err)
+		b.dropLocked(st)
+		return b.blockLocked(ctx, t, fmt.Errorf("native backend: configure IKE peer for %s: %w", t.Name, err))
 	}
 	b.log.Info("tunnel configured", "tunnel", t.Name, "version", t.Version, "remote", p.remote, "type", t.Type, "force_encap", p.peer.ForceEncap)
 	if mtu, err := b.att.OverlayMTU(p.policy); err == nil {
 		b.log.Info("overlay MTU for tunnel", "tunnel", t.Name, "mtu", mtu)
 	}
 	return unsupportedError(t.Name, p.unsupported)
+}
+
+// blockLocked leaves t guarded and without SAs after Ensure failed with
+// cause: a previous configuration of t is dropped (its SAs would protect
+// the tunnel under options it no longer has) and the policies re-applied.
+// It returns cause, and a failure to re-apply with it.
+func (b *Backend) blockLocked(ctx context.Context, t tunnel.Tunnel, cause error) error {
+	if old, ok := b.tunnels[t.Name]; ok {
+		b.dropLocked(old)
+	}
+	b.log.Warn("tunnel blocked: it could not be configured, so its packets are dropped", "tunnel", t.Name, "version", t.Version, "err", cause)
+	if err := b.applyPoliciesLocked(ctx); err != nil {
+		return fmt.Errorf("%w (and installing the block failed: %v)", cause, err)
+	}
+	return cause
 }
 
 // dropLocked forgets a tunnel: its IKE peer (the engine tells the peer),
@@ -560,26 +582,27 @@ func (b *Backend) dropLocked(st *tunnelState) {
 	delete(b.tunnels, st.t.Name)
 }
 
-// Remove implements backend.Backend.
+// Remove implements backend.Backend. It drops the tunnel's IKE peer and
+// SAs; a guard set by Guard stays (an INVALID tunnel is removed but still
+// blocked), one set only by Ensure goes with them.
 func (b *Backend) Remove(ctx context.Context, name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return errClosed
 	}
-	if _, ok := b.blocked[name]; ok {
-		delete(b.blocked, name)
-		b.log.Info("tunnel unblocked", "tunnel", name)
-		if _, ok := b.tunnels[name]; !ok {
-			return b.applyPoliciesLocked(ctx)
-		}
+	g, guarded := b.guarded[name]
+	if guarded && g.byEnsure {
+		delete(b.guarded, name)
 	}
 	st, ok := b.tunnels[name]
-	if !ok {
+	if !ok && !(guarded && g.byEnsure) {
 		return nil
 	}
-	b.dropLocked(st)
-	b.log.Info("tunnel removed", "tunnel", name)
+	if ok {
+		b.dropLocked(st)
+		b.log.Info("tunnel removed", "tunnel", name)
+	}
 	return b.applyPoliciesLocked(ctx)
 }
 
@@ -587,11 +610,8 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 func (b *Backend) Loaded(ctx context.Context) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	names := make([]string, 0, len(b.tunnels)+len(b.blocked))
+	names := make([]string, 0, len(b.tunnels))
 	for n := range b.tunnels {
-		names = append(names, n)
-	}
-	for n := range b.blocked {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -638,4 +658,7 @@ func (b *Backend) Close(ctx context.Context, cleanup bool) error {
 	return errors.Join(errs...)
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend = (*Backend)(nil)
+	_ backend.Guard   = (*Backend)(nil)
+)

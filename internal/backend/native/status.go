@@ -22,7 +22,7 @@ func (b *Backend) Status(ctx context.Context) (map[string]backend.TunnelStatus, 
 	for name, st := range b.tunnels {
 		out[name] = b.tunnelStatusLocked(st)
 	}
-	b.blockedStatusLocked(out)
+	b.guardedStatusLocked(out)
 	return out, nil
 }
 

@@ -1,0 +1,153 @@
+package native
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+func TestGuardInvalidTunnel(t *testing.T) {
+	r := newRig(t)
+	// A protected tunnel turns INVALID: the reconciler guards it and removes
+	// its SAs; its IKE peer goes, its policy stays.
+	good := geneveTunnel(1)
+	if err := r.b.Ensure(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	bad := geneveTunnel(2)
+	bad.State, bad.Reason = tunnel.StateInvalid, ": must choose a authentication method"
+	if refused, err := r.b.Guard(ctx, []tunnel.Tunnel{bad}); err != nil || refused != nil {
+		t.Fatal(refused, err)
+	}
+	if err := r.b.Remove(ctx, bad.Name); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 1 || !bridgeBlocks(got, bad) {
+		t.Fatalf("policies after Guard and Remove = %+v, want the peer still protected", got)
+	}
+	if len(r.eng.removed) == 0 {
+		t.Errorf("the IKE peer of the now invalid tunnel was not removed")
+	}
+	st, err := r.b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st[bad.Name]
+	if s.Phase != backend.PhaseDown || !s.Blocked || !strings.Contains(s.Reason, "configuration is invalid") || !strings.Contains(s.Reason, "never sent in clear") {
+		t.Errorf("status = %+v", s)
+	}
+	if names, _ := r.b.Loaded(ctx); len(names) != 0 {
+		t.Errorf("Loaded = %v, want nothing: a guard holds no connection", names)
+	}
+	// Fixed again: Ensure protects it; the guard stays underneath.
+	fixed := geneveTunnel(3)
+	if _, err := r.b.Guard(ctx, []tunnel.Tunnel{fixed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.b.Ensure(ctx, fixed); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 1 {
+		t.Fatalf("policies after fix = %+v", got)
+	}
+	if st, _ := r.b.Status(ctx); st[bad.Name].Blocked {
+		t.Errorf("still blocked after Ensure: %+v", st[bad.Name])
+	}
+	// No longer required and removed: nothing left.
+	if _, err := r.b.Guard(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 1 {
+		t.Fatalf("Guard lifted the policy of a tunnel whose SAs still exist: %+v", got)
+	}
+	if err := r.b.Remove(ctx, bad.Name); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 0 {
+		t.Fatalf("policies after Remove = %+v", got)
+	}
+}
+
+func TestGuardRefusesWhatItCannotDrop(t *testing.T) {
+	r := newRig(t)
+	flow := geneveTunnel(1)
+	flow.Name, flow.RemoteIP = "flow0", "flow"
+	port4500 := geneveTunnel(1)
+	port4500.Name, port4500.RemoteIP, port4500.DstPort = "nat0", "198.51.100.4", 4500
+	v6 := geneveTunnel(1)
+	v6.Name, v6.RemoteIP, v6.AddressFamily = "six0", "2001:db8::2", "IPv6"
+	ok := geneveTunnel(1)
+	refused, err := r.b.Guard(ctx, []tunnel.Tunnel{flow, port4500, v6, ok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refused) != 2 || refused["flow0"] == nil || refused["nat0"] == nil {
+		t.Fatalf("refused = %v, want flow0 and nat0", refused)
+	}
+	if !strings.Contains(refused["flow0"].Error(), "not an IP address") {
+		t.Errorf("flow refusal: %v", refused["flow0"])
+	}
+	got := r.att.get()
+	if !bridgeBlocks(got, v6) || !bridgeBlocks(got, ok) || len(got) != 2 {
+		t.Fatalf("policies = %+v, want the IPv6 and the IPv4 tunnel blocked", got)
+	}
+	// Ensure of the IPv6 tunnel fails (the engine protects IPv4 only) and
+	// leaves it blocked; Ensure of the flow tunnel fails loudly.
+	if err := r.b.Ensure(ctx, v6); err == nil || !strings.Contains(err.Error(), "IPv4") {
+		t.Fatalf("Ensure IPv6: %v", err)
+	}
+	if !bridgeBlocks(r.att.get(), v6) {
+		t.Fatal("IPv6 tunnel no longer blocked after a failed Ensure")
+	}
+	if err := r.b.Ensure(ctx, flow); err == nil || !strings.Contains(err.Error(), "cannot drop") {
+		t.Fatalf("Ensure flow: %v", err)
+	}
+}
+
+func TestGuardOneInstallForAll(t *testing.T) {
+	r := newRig(t)
+	a := geneveTunnel(1)
+	c := geneveTunnel(1)
+	c.Name, c.RemoteIP = "ovn-c-0", "198.51.100.3"
+	sets := r.att.sets
+	if _, err := r.b.Guard(ctx, []tunnel.Tunnel{a, c}); err != nil {
+		t.Fatal(err)
+	}
+	if r.att.sets != sets+1 || len(r.att.get()) != 2 {
+		t.Fatalf("Guard: %d installs, policies %+v; want one install protecting both", r.att.sets-sets, r.att.get())
+	}
+	if _, err := r.b.Guard(ctx, []tunnel.Tunnel{a, c}); err != nil || r.att.sets != sets+1 {
+		t.Fatalf("an unchanged guard set was installed again (%d installs, %v)", r.att.sets-sets, err)
+	}
+	if err := r.b.Ensure(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 2 {
+		t.Fatalf("after Ensure of one: policies %+v, want both still protected", got)
+	}
+	if r.att.sets != sets+1 {
+		t.Errorf("Ensure of a guarded tunnel installed br-phy again (%d installs in all): its policy was already in place", r.att.sets-sets)
+	}
+}
+
+// Ensure alone (no Guard) fails closed too, and Remove then lifts the
+// guard it made.
+func TestEnsureGuardsWithoutGuard(t *testing.T) {
+	r := newRig(t)
+	bad := geneveTunnel(1)
+	bad.Auth, bad.Certificate, bad.PrivateKey, bad.CACert, bad.RemoteName = tunnel.AuthCASigned, "/c.pem", "/k.pem", "/missing.pem", "hv2"
+	if err := r.b.Ensure(ctx, bad); err == nil {
+		t.Fatal("Ensure with an unreadable CA succeeded")
+	}
+	if !bridgeBlocks(r.att.get(), bad) {
+		t.Fatalf("policies = %+v, want the failed tunnel blocked", r.att.get())
+	}
+	if err := r.b.Remove(ctx, bad.Name); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.att.get(); len(got) != 0 {
+		t.Fatalf("policies after Remove = %+v", got)
+	}
+}
