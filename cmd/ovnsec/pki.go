@@ -33,6 +33,7 @@ var pkiOptSpecs = []optSpec{
 	{"ca", 0, true},
 	{"name", 0, true},
 	{"warn-days", 0, true},
+	{"allow-extra-sans", 0, false},
 	{"help", 'h', false},
 	{"version", 'V', false},
 }
@@ -60,7 +61,13 @@ TYPE is 'switch' (default, used by IPsec) or 'controller'.
 Options:
   -d, --dir=DIR        PKI directory (default: /var/lib/openvswitch/pki)
   -f, --force          Replace existing files
-  -b, --batch          sign: do not ask to confirm the fingerprint
+  -b, --batch          sign: do not ask to confirm the fingerprint, and
+                       drop (with a warning) subjectAltName entries of the
+                       request other than DNS:<CN> instead of refusing it
+      --allow-extra-sans
+                       sign, req+sign: copy subjectAltName entries other
+                       than DNS:<CN> from the request (the certificate then
+                       also authenticates as those names)
   -k, --key=rsa|ecdsa  Key type for init, req, req+sign (default: rsa)
   -B, --bits=N         Key size: RSA 2048..16384 (default 3072),
                        ECDSA 256, 384 or 521 (default 256)
@@ -81,6 +88,7 @@ type pkiCmd struct {
 	key    pki.KeySpec
 	days   int
 	caType pki.CAType
+	sans   pki.SANPolicy
 }
 
 func runPKI(ctx context.Context, s stdio, args []string) int {
@@ -186,6 +194,17 @@ func (c *pkiCmd) parseCommon(cmd string) error {
 	if c.opts.has("dsaparam") {
 		return errors.New("--dsaparam: DSA keys are not supported, use --key rsa or --key ecdsa")
 	}
+	if c.opts.has("allow-extra-sans") && cmd != "sign" && cmd != "req+sign" {
+		return errors.New("--allow-extra-sans applies only to sign and req+sign")
+	}
+	switch {
+	case c.opts.has("allow-extra-sans"):
+		c.sans = pki.AllowExtraSANs
+	case c.opts.has("batch"):
+		c.sans = pki.DropExtraSANs
+	default:
+		c.sans = pki.RefuseExtraSANs
+	}
 	checkOnly := []string{"ca", "name", "warn-days"}
 	if cmd == "check" {
 		for _, o := range []string{"bits", "days", "batch", "unique"} {
@@ -261,6 +280,16 @@ func (c *pkiCmd) sign(name string) error {
 		return err
 	}
 	if !c.opts.has("batch") {
+		// Refuse a request naming more than its CN before asking.
+		if c.sans == pki.RefuseExtraSANs {
+			csr, err := pki.LoadRequest(f.Req)
+			if err != nil {
+				return err
+			}
+			if err := pki.CheckRequestSANs(csr); err != nil {
+				return fmt.Errorf("sign %s: %w", shown.Req, err)
+			}
+		}
 		fmt.Fprintln(c.s.out, "Does fingerprint match? (yes/no)")
 		answer, _ := bufio.NewReader(c.s.in).ReadString('\n')
 		if strings.TrimSpace(answer) != "yes" {
@@ -271,7 +300,7 @@ func (c *pkiCmd) sign(name string) error {
 }
 
 func (c *pkiCmd) signFiles(f pki.Files) error {
-	res, err := c.dir.Sign(f.Req, f.Cert, pki.SignOptions{Type: c.caType, Days: c.days, Force: c.force})
+	res, err := c.dir.Sign(f.Req, f.Cert, pki.SignOptions{Type: c.caType, Days: c.days, Force: c.force, SANs: c.sans})
 	if err != nil {
 		return err
 	}

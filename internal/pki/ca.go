@@ -406,6 +406,9 @@ type SignOptions struct {
 	Type  CAType
 	Days  int // 0 means DefaultDays
 	Force bool
+	// SANs says what to do with subjectAltName entries of the request
+	// other than DNS:<CN>; the zero value refuses the request.
+	SANs SANPolicy
 }
 
 // SignResult describes an issued certificate.
@@ -416,10 +419,12 @@ type SignResult struct {
 
 // Sign signs the request in reqPath with the CA of the given type and
 // writes the certificate to certPath, like ovs-pki sign. The issued subject
-// follows ovs-pki's policy (O must match the CA's), subjectAltName and
-// extendedKeyUsage are copied from the request (a missing SAN becomes
-// DNS:<CN>), and the certificate is X.509 v3 with basicConstraints CA:false
-// and keyUsage digitalSignature. Its validity never extends beyond the CA's.
+// follows ovs-pki's policy (O must match the CA's, exactly one CN), the
+// subjectAltName is DNS:<CN> (a request asking for other names is refused,
+// or they are dropped or copied, as opts.SANs says), extendedKeyUsage is
+// copied from the request, and the certificate is X.509 v3 with
+// basicConstraints CA:false and keyUsage digitalSignature. Its validity
+// never extends beyond the CA's.
 func (d Dir) Sign(reqPath, certPath string, opts SignOptions) (*SignResult, error) {
 	if opts.Type == "" {
 		opts.Type = SwitchCA
@@ -449,13 +454,11 @@ func (d Dir) Sign(reqPath, certPath string, opts SignOptions) (*SignResult, erro
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", reqPath, err)
 	}
-	res := &SignResult{}
-	cn := csr.Subject.CommonName
-	dns := csr.DNSNames
-	if len(dns) == 0 && len(csr.IPAddresses) == 0 && len(csr.EmailAddresses) == 0 && len(csr.URIs) == 0 {
-		dns = []string{cn}
-		res.Warnings = append(res.Warnings, fmt.Sprintf("request has no subjectAltName; added DNS:%s", cn))
+	names, warnings, err := issuedSANs(csr, opts.SANs)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", reqPath, err)
 	}
+	res := &SignResult{Warnings: warnings}
 	var extra []pkix.Extension
 	for _, e := range csr.Extensions {
 		if e.Id.Equal(oidExtKeyUsage) {
@@ -493,10 +496,10 @@ func (d Dir) Sign(reqPath, certPath string, opts SignOptions) (*SignResult, erro
 		BasicConstraintsValid: true,
 		IsCA:                  false,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		DNSNames:              dns,
-		IPAddresses:           csr.IPAddresses,
-		EmailAddresses:        csr.EmailAddresses,
-		URIs:                  csr.URIs,
+		DNSNames:              names.DNSNames,
+		IPAddresses:           names.IPAddresses,
+		EmailAddresses:        names.EmailAddresses,
+		URIs:                  names.URIs,
 		ExtraExtensions:       extra,
 		SubjectKeyId:          skid,
 		SignatureAlgorithm:    signatureAlgorithm(ca.Key),

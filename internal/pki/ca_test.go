@@ -353,7 +353,9 @@ func TestSignPolicy(t *testing.T) {
 		{name: "no CN", req: mkReq("nocn", []attr{{oidOrg, OVSOrganization}}, nil), wantErr: "has no commonName"},
 		{name: "O as PrintableString", req: filepath.Join(work, "p-req.pem"), wantErr: "encoded as ASN.1 tag 19"},
 		{name: "no SAN gets DNS:CN", req: mkReq("nosan", []attr{{oidOrg, OVSOrganization}, {oidCN, "nosan"}}, nil), wantSAN: []string{"nosan"}, wantWarn: "added DNS:nosan"},
-		{name: "SAN kept", req: mkReq("keep", []attr{{oidOrg, OVSOrganization}, {oidCN, "keep"}}, []string{"keep", "keep.example"}), wantSAN: []string{"keep", "keep.example"}},
+		{name: "SAN DNS:CN kept", req: mkReq("keep", []attr{{oidOrg, OVSOrganization}, {oidCN, "keep"}}, []string{"keep"}), wantSAN: []string{"keep"}},
+		{name: "extra SAN refused", req: mkReq("extra", []attr{{oidOrg, OVSOrganization}, {oidCN, "extra"}}, []string{"extra", "extra.example"}), wantErr: "asks for DNS:extra.example besides DNS:extra"},
+		{name: "two CNs refused", req: mkReq("twocn", []attr{{oidOrg, OVSOrganization}, {oidCN, "twocn"}, {oidCN, "other"}}, []string{"twocn"}), wantErr: "2 commonName (CN) attributes"},
 		{name: "id suffix warns", req: mkReq("sfx", []attr{{oidOrg, OVSOrganization}, {oidCN, "sfx id:42"}}, []string{"sfx id:42"}), wantSAN: []string{"sfx id:42"}, wantWarn: "contains a space"},
 	}
 	for _, tc := range tests {

@@ -197,6 +197,10 @@ func checkData(certPEMPath string, data []byte, readErr error, opts CheckOptions
 	case cn == "":
 		add(CheckSAN, StatusSkip, "", "not checked: no CN")
 	case containsString(cert.DNSNames, cn):
+		if extra := certExtraSANs(cert); len(extra) > 0 {
+			add(CheckSAN, StatusWarn, fmt.Sprintf("unless these names are meant, re-issue it with subjectAltName=DNS:%s only (ovnsec pki sign copies other names only with --allow-extra-sans)", cn), "subjectAltName DNS:%s matches the CN, but the certificate also names %s and authenticates as those too", cn, joinSANs(extra))
+			break
+		}
 		add(CheckSAN, StatusOK, "", "subjectAltName DNS:%s matches the CN", cn)
 	default:
 		add(CheckSAN, StatusFail, fmt.Sprintf("re-issue it with subjectAltName=DNS:%s (ovnsec pki req/sign add it; ovs-pki needs version 2.11 or later)", cn), "subjectAltName DNS names %q do not include the CN %q; the IKE peer identity is the CN as an FQDN and must appear in the SAN", cert.DNSNames, cn)
@@ -339,6 +343,27 @@ func checkCA(cert *x509.Certificate, caPath string, now time.Time, add func(Chec
 func isSelfSigned(cert *x509.Certificate) bool {
 	return string(cert.RawIssuer) == string(cert.RawSubject) &&
 		cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil
+}
+
+// certExtraSANs lists the certificate's subjectAltName entries other than
+// DNS:<CN> (nil if the extension cannot be read: crypto/x509 parsed it).
+func certExtraSANs(cert *x509.Certificate) []SAN {
+	var extra []SAN
+	for _, e := range cert.Extensions {
+		if !e.Id.Equal(oidExtSubjectAltName) {
+			continue
+		}
+		sans, err := parseSANs(e.Value)
+		if err != nil {
+			return nil
+		}
+		for _, s := range sans {
+			if s.Tag != sanDNS || s.Value != cert.Subject.CommonName {
+				extra = append(extra, s)
+			}
+		}
+	}
+	return extra
 }
 
 func containsString(list []string, s string) bool {

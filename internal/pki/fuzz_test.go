@@ -40,6 +40,11 @@ func FuzzParsePEM(f *testing.F) {
 		if csr, err := ParseRequestPEM(data); err == nil {
 			_, _ = onelineName(csr.RawSubject)
 			_, _ = applyPolicy(csr.RawSubject, ca.cert.RawSubject)
+			for _, pol := range []SANPolicy{RefuseExtraSANs, DropExtraSANs, AllowExtraSANs} {
+				if tmpl, _, err := issuedSANs(csr, pol); err == nil && (len(tmpl.DNSNames) == 0 || tmpl.DNSNames[0] != csr.Subject.CommonName) {
+					t.Errorf("policy %d: SAN DNS %q does not start with the CN %q", pol, tmpl.DNSNames, csr.Subject.CommonName)
+				}
+			}
 		}
 		if k, err := ParsePrivateKeyPEM(data); err == nil && k.Public() == nil {
 			t.Error("key without public part")

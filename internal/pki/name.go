@@ -143,6 +143,10 @@ func applyPolicy(reqSubject, caSubject []byte) ([]byte, error) {
 			if len(vals) == 0 || len(vals[0].Bytes) == 0 {
 				return nil, fmt.Errorf("the request has no %s (CN); make the request with ovnsec pki req NAME", f.name)
 			}
+			if len(vals) > 1 {
+				// Which CN is the identity would depend on the reader.
+				return nil, fmt.Errorf("the request has %d %s (CN) attributes; a chassis certificate names one chassis: make the request with ovnsec pki req NAME", len(vals), f.name)
+			}
 		case "match":
 			want := ca.values(f.oid)
 			if len(vals) == 0 {
