@@ -254,7 +254,7 @@ func (a *Attachment) SetPolicies(ctx context.Context, policies []Policy) error {
 		if mtu, err := a.OverlayMTU(p); err != nil {
 			a.log.Warn("overlay MTU", "peer", p.PeerIP, "proto", p.Proto, "err", err)
 		} else {
-			a.log.Info("policy installed", "peer", p.PeerIP, "proto", p.Proto, "port", p.Port(), "encap", p.Encap, "mode", p.Mode, "overlay_mtu", mtu)
+			a.log.Info("policy installed", "peer", p.PeerIP, "proto", p.Proto, "port", p.Port(), "encap", p.Encap, "natt_port", p.NATTPort(), "mode", p.Mode, "overlay_mtu", mtu)
 		}
 	}
 	return nil

@@ -31,7 +31,8 @@
 // batches: Config.Port = PortVeth, and OpenEngine(PortVeth, ...) instead of
 // OpenTAP. With LoopConfig.Wire = OpenWire(NIC) the engine also writes
 // outbound ESP straight onto the NIC instead of back through br-phy, and
-// enforces itself what OVS's to-NIC rules would (only ESP to the peer).
+// enforces itself what OVS's to-NIC rules would (only ESP to the peer, or
+// ESP-in-UDP from our 4500 to the peer's NAT-T port, Policy.NATTPort).
 // Enable Wire only if Attachment.CheckDirect returns nil: with a VLAN tag,
 // a bond or a DPDK NIC port, OVS would have tagged or balanced those frames
 // on output. See docs/PERFORMANCE-bridge.md.

@@ -105,7 +105,8 @@ func (f *Frame) load(n int) {
 // the IP destination is a peer, to LOCAL if the source is (so a decrypted
 // Geneve packet gets popped as usual).
 //
-// With EncapUDP4500 every UDP 4500 packet from the peer is steered to the
+// With EncapUDP4500 every UDP packet from the peer to our port 4500 (from
+// any source port: a NAT may have mapped the peer's) is steered to the
 // engine, IKE included: Inbound must pass packets that carry the non-ESP
 // marker (four zero bytes after the UDP header) unchanged, so that they
 // reach the host's IKE socket through LOCAL.

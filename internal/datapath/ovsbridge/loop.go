@@ -2,7 +2,8 @@
 // port, classifies each by address (to a peer = outbound, from a peer =
 // inbound), hands them to the Hook, and writes the frames it passes back to
 // the port, or, with a Wire, the outbound ones straight to the NIC after
-// checking they are ESP to their peer. Buffers are preallocated; the
+// checking they are ESP (or ESP-in-UDP from our 4500 to the peer's NAT-T
+// port) to their peer. Buffers are preallocated; the
 // steady-state path neither allocates nor locks (the peer set is an
 // atomically swapped immutable map, counters are atomics added once per
 // batch).
@@ -44,10 +45,12 @@ type LoopConfig struct {
 	// Wire, when set, takes the outbound frames the hook passes instead
 	// of Device: they go straight onto the NIC (OpenWire), sparing
 	// ovs-vswitchd a second pass per packet. The loop then does what OVS's
-	// rules do for frames coming back from the engine port: only ESP (IP
-	// protocol 50, or UDP to port 4500 for a peer with EncapUDP4500)
-	// addressed to the frame's peer is sent; anything else is dropped and
-	// counted (DropLeak). Bench passthrough peers may be sent anything.
+	// rules do for frames coming back from the engine port, and a little
+	// more: only ESP addressed to the frame's peer is sent, as IP protocol
+	// 50 or, for a peer with EncapUDP4500, as ESP-in-UDP from our port
+	// 4500 to the peer's NAT-T port (Policy.NATTPort) with a non-zero SPI;
+	// anything else is dropped and counted (DropLeak). Bench passthrough
+	// peers may be sent anything.
 	Wire      Writer
 	Batch     int // frames per read, default 64
 	MaxFrame  int // largest frame accepted, default 9216+18 (jumbo MTU + Ethernet + VLAN)
@@ -65,7 +68,7 @@ type Stats struct {
 	DropMalformed       uint64 // not parseable as IPv4/IPv6, or truncated
 	DropUnknown         uint64 // neither source nor destination is a peer (e.g. flooded broadcast)
 	DropHook            uint64 // the hook said drop (or set an invalid verdict)
-	DropLeak            uint64 // outbound frame for the Wire that is not ESP to its peer
+	DropLeak            uint64 // outbound frame for the Wire that is not ESP (or ESP-in-UDP to the peer's NAT-T port) to its peer
 	WriteErrors         uint64 // frames that could not be written back
 	Released            uint64 // held frames flushed through the hook again
 	Hold                HoldStats
@@ -77,15 +80,6 @@ type counters struct {
 	malformed, unknown, hookDrop, writeErr atomic.Uint64
 	leak                                   atomic.Uint64
 	released                               atomic.Uint64
-}
-
-// peerSet maps a peer address to how it is protected; it is never
-// modified once published.
-type peerSet map[netip.Addr]peerMode
-
-type peerMode struct {
-	mode    Mode
-	udp4500 bool // some policy of the peer carries ESP in UDP 4500
 }
 
 // Loop moves frames between the engine port and the hook.
@@ -176,14 +170,14 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 }
 
 // SetPeers replaces the set of peers whose frames the loop accepts. Frames
-// whose addresses match no peer are dropped and counted.
+// whose addresses match no peer are dropped and counted. Policies Rules
+// would refuse (a peer in two modes, with two NAT-T ports, or with its
+// NAT-T port equal to a tunnel port) leave that peer protected with plain
+// ESP only; the problem is logged.
 func (l *Loop) SetPeers(policies []Policy) {
-	ps := make(peerSet, len(policies))
-	for _, p := range policies {
-		pm := ps[p.peer()]
-		pm.mode = p.Mode
-		pm.udp4500 = pm.udp4500 || p.Encap == EncapUDP4500
-		ps[p.peer()] = pm
+	ps, err := mergePeers(policies)
+	if err != nil {
+		l.log.Warn("packet loop: conflicting policies; the peer gets plain ESP only", "err", err)
 	}
 	l.peers.Store(&ps)
 }
@@ -292,9 +286,10 @@ func (l *Loop) filterWire(writes [][]byte, peers peerSet) [][]byte {
 	return kept
 }
 
-// wireAllowed reports whether frame b may go straight to the NIC: ESP (or
-// ESP-in-UDP 4500 where the peer's policy has it) to a protected peer, or
-// anything IP to a bench passthrough peer.
+// wireAllowed reports whether frame b may go straight to the NIC: ESP to a
+// protected peer (or, where the peer's policy has ESP-in-UDP, UDP from our
+// port 4500 to exactly the peer's NAT-T port carrying ESP), or anything IP
+// to a bench passthrough peer.
 func wireAllowed(b []byte, peers peerSet) bool {
 	in, err := ParseFrame(b)
 	if err != nil {
@@ -310,10 +305,35 @@ func wireAllowed(b []byte, peers peerSet) bool {
 		return false
 	case in.Proto == protoESP:
 		return true
-	case pm.udp4500 && in.Proto == protoUDP && !in.Later && in.DstPort == natTraversalUDP:
-		return true
+	case pm.encapPort != 0 && in.Proto == protoUDP && !in.Later &&
+		in.SrcPort == natTraversalUDP && in.DstPort == pm.encapPort:
+		return espInUDP(b, in)
 	}
 	return false
+}
+
+// espInUDP reports whether the UDP datagram of frame b (as ParseFrame read
+// it into in) carries ESP (RFC 3948 section 2.2): at least an SPI and a
+// sequence number, and the SPI is not zero (four zero bytes are the non-ESP
+// marker in front of IKE; a lone 0xff byte is a NAT keepalive). The engine
+// sends neither: both are the host's IKE daemon's, which goes through
+// LOCAL.
+func espInUDP(b []byte, in Info) bool {
+	l4 := in.L3
+	switch {
+	case in.Dst.Is4() && in.L3 < len(b):
+		l4 += int(b[in.L3]&0x0f) * 4
+	case in.Dst.Is6():
+		l4 += ipv6Header
+	default:
+		return false
+	}
+	end := in.L3 + in.L3Len
+	spi := l4 + udpHeader
+	if end > len(b) || spi+espSPISeq > end {
+		return false
+	}
+	return b[spi]|b[spi+1]|b[spi+2]|b[spi+3] != 0
 }
 
 // classify parses f and sets its direction and peer; false means drop.

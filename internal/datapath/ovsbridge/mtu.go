@@ -31,7 +31,7 @@ const (
 // ESPOverhead is the worst-case number of bytes ESP in transport mode with
 // AES-GCM-16 adds to an IP packet: 8 (SPI, sequence) + 8 (IV) + up to 3
 // (padding) + 2 (pad length, next header) + 16 (ICV) = 37, plus 8 for the
-// UDP header with ESP-in-UDP (port 4500) = 45.
+// UDP header with ESP-in-UDP = 45.
 func ESPOverhead(e Encap) int {
 	if e == EncapUDP4500 {
 		return ESPOverheadGCM + udpHeader

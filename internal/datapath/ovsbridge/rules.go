@@ -25,8 +25,12 @@ const (
 type Encap uint8
 
 const (
-	EncapNone    Encap = iota // ESP as IP protocol 50
-	EncapUDP4500              // ESP-in-UDP on port 4500 (RFC 3948), NAT or forced
+	EncapNone Encap = iota // ESP as IP protocol 50
+	// EncapUDP4500 is ESP-in-UDP (RFC 3948), NAT or forced: from our port
+	// 4500 to the peer's NAT-T port (Policy.NATTPort: 4500, or the port a
+	// NAT in front of the peer mapped its 4500 to), and to our 4500 from
+	// the peer, whatever its source port.
+	EncapUDP4500
 )
 
 func (e Encap) String() string {
@@ -44,10 +48,11 @@ type Mode uint8
 
 const (
 	// ModeProtected is the only production mode: tunnel packets to the peer
-	// go through the engine, ESP (and UDP 4500 with EncapUDP4500) from the
-	// peer goes through the engine, plaintext tunnel packets from the peer
-	// are dropped by OVS and counted, and the engine may only send ESP to
-	// the peer.
+	// go through the engine, ESP (and UDP to our 4500 with EncapUDP4500)
+	// from the peer goes through the engine, plaintext tunnel packets from
+	// the peer are dropped by OVS and counted, and the engine may only send
+	// ESP to the peer (with EncapUDP4500 also UDP from our 4500 to the
+	// peer's NAT-T port).
 	ModeProtected Mode = iota
 	// ModeBenchPassthrough steers plaintext tunnel packets through the
 	// engine in both directions and lets the engine send anything to the
@@ -70,12 +75,18 @@ func (m Mode) String() string {
 // Policy is one protected tunnel: the peer's underlay address, the tunnel
 // protocol and its UDP destination port (0 means the IANA port; ignored for
 // GRE), how ESP is carried, and the mode.
+//
+// EncapPort is the peer's NAT-T port with EncapUDP4500: the UDP port our
+// ESP-in-UDP goes to, as IKE learned it (a NAT in front of the peer may
+// have mapped the peer's 4500 to another port). 0 means 4500; it must be 0
+// without EncapUDP4500. All policies of one peer must agree on it.
 type Policy struct {
-	PeerIP  netip.Addr
-	Proto   Proto
-	DstPort uint16
-	Encap   Encap
-	Mode    Mode
+	PeerIP    netip.Addr
+	Proto     Proto
+	DstPort   uint16
+	Encap     Encap
+	EncapPort uint16
+	Mode      Mode
 }
 
 // Cookie tags every flow ovnsec installs. The low byte must be zero: it
@@ -236,6 +247,18 @@ func (p Policy) Port() uint16 {
 	return p.DstPort
 }
 
+// NATTPort returns the UDP port at the peer that our ESP-in-UDP goes to:
+// EncapPort (4500 when 0) with EncapUDP4500, 0 without.
+func (p Policy) NATTPort() uint16 {
+	switch {
+	case p.Encap != EncapUDP4500:
+		return 0
+	case p.EncapPort == 0:
+		return natTraversalUDP
+	}
+	return p.EncapPort
+}
+
 // Validate checks one policy.
 func (p Policy) Validate() error {
 	if !p.PeerIP.IsValid() || p.PeerIP.Zone() != "" || p.PeerIP.IsUnspecified() || p.PeerIP.IsMulticast() {
@@ -251,6 +274,12 @@ func (p Policy) Validate() error {
 	}
 	if p.Encap > EncapUDP4500 {
 		return fmt.Errorf("policy for %s: unknown encapsulation %v", p.PeerIP, p.Encap)
+	}
+	if p.EncapPort != 0 && p.Encap != EncapUDP4500 {
+		return fmt.Errorf("policy for %s: ESP-in-UDP port %d without ESP-in-UDP encapsulation", p.PeerIP, p.EncapPort)
+	}
+	if p.Proto != ProtoGRE && p.NATTPort() == p.Port() {
+		return fmt.Errorf("policy for %s: the peer's ESP-in-UDP port %d is its tunnel port: ESP-in-UDP and plaintext tunnel packets would look alike; refusing (fail closed)", p.PeerIP, p.Port())
 	}
 	if p.Mode > ModeBenchPassthrough {
 		return fmt.Errorf("policy for %s: unknown mode %v", p.PeerIP, p.Mode)
@@ -290,9 +319,10 @@ func tunnelMatch(p Policy, addr string) string {
 //
 //	prio 200 in_port=LOCAL,<tunnel>,nw_dst=P           -> engine  (steer-out)
 //	prio 200 in_port=NIC,ip,nw_src=P,nw_proto=50       -> engine  (steer-in, protected)
-//	prio 200 in_port=NIC,udp,nw_src=P,tp_dst=4500      -> engine  (steer-in, protected+udp4500)
+//	prio 200 in_port=NIC,udp,nw_src=P,tp_dst=4500      -> engine  (steer-in, protected+udp4500; any source port)
 //	prio 200 in_port=NIC,<tunnel>,nw_src=P             -> engine  (steer-in, bench passthrough)
-//	prio 200 in_port=engine,ip,nw_dst=P,nw_proto=50    -> NIC     (protected; +udp 4500 with udp4500)
+//	prio 200 in_port=engine,ip,nw_dst=P,nw_proto=50    -> NIC     (protected)
+//	prio 200 in_port=engine,udp,nw_dst=P,tp_src=4500,tp_dst=N -> NIC (protected+udp4500; N = NATTPort)
 //	prio 200 in_port=engine,ip,nw_dst=P                -> NIC     (bench passthrough)
 //	prio 200 in_port=engine,ip,nw_src=P                -> LOCAL   (decrypted; OVS pops the tunnel)
 //	prio 150 in_port=engine,ip,nw_dst=P                -> drop    (protected: engine never leaks plaintext)
@@ -307,15 +337,13 @@ func Rules(cfg BridgeConfig, policies []Policy) ([]Flow, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	modes := make(map[netip.Addr]Mode, len(policies))
 	for _, p := range policies {
 		if err := p.Validate(); err != nil {
 			return nil, err
 		}
-		if m, ok := modes[p.peer()]; ok && m != p.Mode {
-			return nil, fmt.Errorf("peer %s has policies in modes %v and %v: one peer must have one mode", p.peer(), m, p.Mode)
-		}
-		modes[p.peer()] = p.Mode
+	}
+	if _, err := mergePeers(policies); err != nil {
+		return nil, err
 	}
 
 	seen := make(map[string]bool)
@@ -349,7 +377,7 @@ func Rules(cfg BridgeConfig, policies []Policy) ([]Flow, error) {
 			add(KindToNIC, prioSteer, inEng+","+ip+","+d+",nw_proto="+strconv.Itoa(protoESP), toNIC)
 			if p.Encap == EncapUDP4500 {
 				add(KindSteerIn, prioSteer, inNIC+","+udp+","+s+",tp_dst="+strconv.Itoa(natTraversalUDP), toEng)
-				add(KindToNIC, prioSteer, inEng+","+udp+","+d+",tp_dst="+strconv.Itoa(natTraversalUDP), toNIC)
+				add(KindToNIC, prioSteer, inEng+","+udp+","+d+",tp_src="+strconv.Itoa(natTraversalUDP)+",tp_dst="+strconv.Itoa(int(p.NATTPort())), toNIC)
 			}
 			add(KindDropEngineLeak, prioEngineLeak, inEng+","+ip+","+d, "drop")
 			add(KindDropPlaintext, prioDropPlain, inNIC+","+tunnelMatch(p, s), "drop")

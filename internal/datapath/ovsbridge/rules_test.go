@@ -44,11 +44,27 @@ cookie=0xabcd01,table=0,priority=200,in_port=LOCAL,udp,nw_dst=198.51.100.2,tp_ds
 cookie=0xabcd02,table=0,priority=200,in_port=eth0,ip,nw_src=198.51.100.2,nw_proto=50,actions=output:ovnsec0
 cookie=0xabcd02,table=0,priority=200,in_port=eth0,udp,nw_src=198.51.100.2,tp_dst=4500,actions=output:ovnsec0
 cookie=0xabcd03,table=0,priority=200,in_port=ovnsec0,ip,nw_dst=198.51.100.2,nw_proto=50,actions=output:eth0
-cookie=0xabcd03,table=0,priority=200,in_port=ovnsec0,udp,nw_dst=198.51.100.2,tp_dst=4500,actions=output:eth0
+cookie=0xabcd03,table=0,priority=200,in_port=ovnsec0,udp,nw_dst=198.51.100.2,tp_src=4500,tp_dst=4500,actions=output:eth0
 cookie=0xabcd04,table=0,priority=200,in_port=ovnsec0,ip,nw_src=198.51.100.2,actions=LOCAL
 cookie=0xabcd06,table=0,priority=150,in_port=ovnsec0,ip,nw_dst=198.51.100.2,actions=drop
 cookie=0xabcd05,table=0,priority=100,in_port=eth0,udp,nw_src=198.51.100.2,nw_frag=later,actions=drop
 cookie=0xabcd05,table=0,priority=100,in_port=eth0,udp,nw_src=198.51.100.2,tp_dst=8472,actions=drop
+cookie=0xabcd07,table=0,priority=50,in_port=ovnsec0,actions=drop
+cookie=0xabcd08,table=0,priority=0,actions=NORMAL`,
+		},
+		{
+			name:     "protected geneve, udp4500 to the port a NAT mapped the peer's 4500 to",
+			policies: []Policy{{PeerIP: peer, Proto: ProtoGeneve, Encap: EncapUDP4500, EncapPort: 44500}},
+			want: `
+cookie=0xabcd01,table=0,priority=200,in_port=LOCAL,udp,nw_dst=198.51.100.2,tp_dst=6081,actions=output:ovnsec0
+cookie=0xabcd02,table=0,priority=200,in_port=eth0,ip,nw_src=198.51.100.2,nw_proto=50,actions=output:ovnsec0
+cookie=0xabcd02,table=0,priority=200,in_port=eth0,udp,nw_src=198.51.100.2,tp_dst=4500,actions=output:ovnsec0
+cookie=0xabcd03,table=0,priority=200,in_port=ovnsec0,ip,nw_dst=198.51.100.2,nw_proto=50,actions=output:eth0
+cookie=0xabcd03,table=0,priority=200,in_port=ovnsec0,udp,nw_dst=198.51.100.2,tp_src=4500,tp_dst=44500,actions=output:eth0
+cookie=0xabcd04,table=0,priority=200,in_port=ovnsec0,ip,nw_src=198.51.100.2,actions=LOCAL
+cookie=0xabcd06,table=0,priority=150,in_port=ovnsec0,ip,nw_dst=198.51.100.2,actions=drop
+cookie=0xabcd05,table=0,priority=100,in_port=eth0,udp,nw_src=198.51.100.2,nw_frag=later,actions=drop
+cookie=0xabcd05,table=0,priority=100,in_port=eth0,udp,nw_src=198.51.100.2,tp_dst=6081,actions=drop
 cookie=0xabcd07,table=0,priority=50,in_port=ovnsec0,actions=drop
 cookie=0xabcd08,table=0,priority=0,actions=NORMAL`,
 		},
@@ -168,6 +184,16 @@ func TestRulesErrors(t *testing.T) {
 		{"port 4500", testBridge, []Policy{{PeerIP: peer, Proto: ProtoVXLAN, DstPort: 4500}}, "4500"},
 		{"bad encap", testBridge, []Policy{{PeerIP: peer, Proto: ProtoGeneve, Encap: 9}}, "encapsulation"},
 		{"bad mode", testBridge, []Policy{{PeerIP: peer, Proto: ProtoGeneve, Mode: 9}}, "mode"},
+		{"NAT-T port without ESP-in-UDP", testBridge, []Policy{{PeerIP: peer, Proto: ProtoGeneve, EncapPort: 44500}}, "without ESP-in-UDP"},
+		{"NAT-T port is the tunnel port", testBridge, []Policy{{PeerIP: peer, Proto: ProtoGeneve, Encap: EncapUDP4500, EncapPort: 6081}}, "tunnel port"},
+		{"NAT-T port is another tunnel's port", testBridge, []Policy{
+			{PeerIP: peer, Proto: ProtoGeneve, Encap: EncapUDP4500, EncapPort: 4789},
+			{PeerIP: peer, Proto: ProtoVXLAN},
+		}, "vxlan tunnel port"},
+		{"two NAT-T ports to one peer", testBridge, []Policy{
+			{PeerIP: peer, Proto: ProtoGeneve, Encap: EncapUDP4500, EncapPort: 44500},
+			{PeerIP: peer, Proto: ProtoVXLAN, Encap: EncapUDP4500},
+		}, "one NAT-T port"},
 		{"mixed modes", testBridge, []Policy{
 			{PeerIP: peer, Proto: ProtoGeneve},
 			{PeerIP: peer, Proto: ProtoVXLAN, Mode: ModeBenchPassthrough},
@@ -203,5 +229,74 @@ func TestPolicyPort(t *testing.T) {
 func TestKindString(t *testing.T) {
 	if KindDropPlaintext.String() != "drop-plaintext" || Kind(99).String() != "kind(99)" {
 		t.Errorf("Kind strings: %q %q", KindDropPlaintext, Kind(99))
+	}
+}
+
+// TestRulesNATPortNothingWider: with a NAT-mapped peer port, the engine may
+// send the peer plain ESP and UDP from our 4500 to exactly that port;
+// every other engine output to the peer is dropped as a leak, and UDP to
+// our 4500 from the peer is steered in whatever its source port.
+func TestRulesNATPortNothingWider(t *testing.T) {
+	peer := netip.MustParseAddr("198.51.100.2")
+	other := netip.MustParseAddr("198.51.100.3")
+	flows, err := Rules(testBridge, []Policy{
+		{PeerIP: peer, Proto: ProtoGeneve, Encap: EncapUDP4500, EncapPort: 44500},
+		{PeerIP: other, Proto: ProtoGeneve, Encap: EncapUDP4500},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toNIC, steerIn []string
+	for _, f := range flows {
+		if !strings.Contains(f.Match, "nw_dst=198.51.100.2") && !strings.Contains(f.Match, "nw_src=198.51.100.2") {
+			continue
+		}
+		switch f.Kind {
+		case KindToNIC:
+			toNIC = append(toNIC, f.Match)
+		case KindSteerIn:
+			steerIn = append(steerIn, f.Match)
+		case KindDropEngineLeak:
+			if f.Match != "in_port=ovnsec0,ip,nw_dst=198.51.100.2" || f.Priority >= prioSteer {
+				t.Errorf("leak drop %s", f)
+			}
+		}
+	}
+	wantToNIC := []string{
+		"in_port=ovnsec0,ip,nw_dst=198.51.100.2,nw_proto=50",
+		"in_port=ovnsec0,udp,nw_dst=198.51.100.2,tp_src=4500,tp_dst=44500",
+	}
+	if strings.Join(toNIC, " ") != strings.Join(wantToNIC, " ") {
+		t.Errorf("to-NIC flows for the NATed peer:\n got %q\nwant %q", toNIC, wantToNIC)
+	}
+	wantIn := []string{
+		"in_port=eth0,ip,nw_src=198.51.100.2,nw_proto=50",
+		"in_port=eth0,udp,nw_src=198.51.100.2,tp_dst=4500",
+	}
+	if strings.Join(steerIn, " ") != strings.Join(wantIn, " ") {
+		t.Errorf("steer-in flows for the NATed peer:\n got %q\nwant %q", steerIn, wantIn)
+	}
+	// The other peer keeps 4500; the mapped port is not opened for it.
+	text := Text(flows)
+	if !strings.Contains(text, "in_port=ovnsec0,udp,nw_dst=198.51.100.3,tp_src=4500,tp_dst=4500,actions=output:eth0") ||
+		strings.Contains(text, "nw_dst=198.51.100.3,tp_src=4500,tp_dst=44500") {
+		t.Errorf("rules of the peer without a NAT:\n%s", text)
+	}
+}
+
+func TestPolicyNATTPort(t *testing.T) {
+	tests := []struct {
+		p    Policy
+		want uint16
+	}{
+		{Policy{Proto: ProtoGeneve}, 0},
+		{Policy{Proto: ProtoGeneve, Encap: EncapUDP4500}, 4500},
+		{Policy{Proto: ProtoGeneve, Encap: EncapUDP4500, EncapPort: 44500}, 44500},
+		{Policy{Proto: ProtoGeneve, EncapPort: 44500}, 0}, // invalid; Validate refuses it
+	}
+	for _, tc := range tests {
+		if got := tc.p.NATTPort(); got != tc.want {
+			t.Errorf("%+v.NATTPort() = %d, want %d", tc.p, got, tc.want)
+		}
 	}
 }

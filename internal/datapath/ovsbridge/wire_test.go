@@ -10,7 +10,7 @@ func TestWireAllowed(t *testing.T) {
 	peerC := netip.MustParseAddr("198.51.100.4")
 	peers := peerSet{
 		peerA: {mode: ModeProtected},
-		peerB: {mode: ModeProtected, udp4500: true},
+		peerB: {mode: ModeProtected, encapPort: 4500},
 		peerC: {mode: ModeBenchPassthrough},
 	}
 	later := testFrame(local, peerB, protoUDP, 4500, 4500, 40)
@@ -26,8 +26,9 @@ func TestWireAllowed(t *testing.T) {
 		{"ESP to a protected peer", testFrame(local, peerA, protoESP, 0, 0, 60), true},
 		{"plaintext Geneve to a protected peer", testFrame(local, peerA, protoUDP, 1000, 6081, 60), false},
 		{"GRE to a protected peer", testFrame(local, peerA, protoGRE, 0, 0, 60), false},
-		{"UDP 4500 to a peer without udp4500", testFrame(local, peerA, protoUDP, 4500, 4500, 60), false},
-		{"UDP 4500 to a peer with udp4500", testFrame(local, peerB, protoUDP, 4500, 4500, 60), true},
+		{"ESP-in-UDP 4500 to a peer without udp4500", espUDPFrame(local, peerA, 4500, 4500, 0x1001, 60), false},
+		{"ESP-in-UDP 4500 to a peer with udp4500", espUDPFrame(local, peerB, 4500, 4500, 0x1001, 60), true},
+		{"IKE (non-ESP marker) on 4500 to a peer with udp4500", espUDPFrame(local, peerB, 4500, 4500, 0, 60), false},
 		{"later fragment to a udp4500 peer", later, false},
 		{"plaintext to a passthrough peer", testFrame(local, peerC, protoUDP, 1000, 6081, 60), true},
 		{"ESP to no peer", testFrame(local, other, protoESP, 0, 0, 60), false},
