@@ -12,10 +12,12 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/ike/message"
@@ -160,6 +162,21 @@ func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
 			return authFail("peer ID %s is not an IP address in its certificate (SAN %v)", cfg.remoteID, cert.IPAddresses)
 		}
 	}
+	if a.PeerCert == nil {
+		// CA-signed (OVS remote_name): every chassis holds a certificate
+		// of the same CA, so the SAN alone would let one whose SAN also
+		// lists another chassis' name pass as that chassis. OVN's
+		// contract is CN = SAN DNS = chassis name: the CN must be the
+		// expected name too.
+		if cns := commonNames(cert); len(cns) != 1 {
+			// Tools disagree on which of several CNs counts (Go takes the
+			// last, ovs-monitor-ipsec the first): refuse them all.
+			return authFail("peer certificate has %d CNs %q; the expected remote name %q must be its only CN", len(cns), cns, cfg.remoteID.text)
+		}
+		if cn := cert.Subject.CommonName; cn != cfg.remoteID.text {
+			return authFail("peer certificate CN %q is not the expected remote name %q", cn, cfg.remoteID.text)
+		}
+	}
 	if _, err := suite.Verify(cert.PublicKey, auth.Method, signed, auth.Data); err != nil {
 		return authFail("peer's AUTH signature does not verify: %v", err)
 	}
@@ -190,6 +207,9 @@ func (sa *ikeSA) peerCert(ps []message.Payload) (*x509.Certificate, error) {
 		if now.Before(a.PeerCert.NotBefore) || now.After(a.PeerCert.NotAfter) {
 			return nil, authFail("pinned peer certificate expired or not yet valid (valid %s to %s)", a.PeerCert.NotBefore.Format(time.RFC3339), a.PeerCert.NotAfter.Format(time.RFC3339))
 		}
+		if err := checkUsage(a.PeerCert); err != nil {
+			return nil, authFail("pinned peer certificate %s is not usable for IKE: %v", fingerprint(a.PeerCert.Raw), err)
+		}
 		return a.PeerCert, nil
 	}
 	if len(chain) == 0 {
@@ -215,7 +235,81 @@ func (sa *ikeSA) peerCert(ps []message.Payload) (*x509.Certificate, error) {
 		}
 		return nil, authFail("certificate not signed by the configured CA: %v", err)
 	}
+	if err := checkUsage(leaf); err != nil {
+		return nil, authFail("peer certificate %q is not usable for IKE: %v", leaf.Subject.CommonName, err)
+	}
 	return leaf, nil
+}
+
+// commonNames returns the values of every CN attribute of the subject.
+func commonNames(c *x509.Certificate) []string {
+	var out []string
+	for _, n := range c.Subject.Names {
+		if n.Type.Equal(oidCommonName) {
+			s, _ := n.Value.(string)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Certificate extensions and key purposes checkUsage looks at.
+var (
+	oidCommonName  = asn1.ObjectIdentifier{2, 5, 4, 3}
+	oidKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidKPIPsecIKE  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 17} // RFC 4945 §5.1.3.12
+)
+
+// checkUsage refuses an end-entity certificate that is not meant for IKE,
+// as strongSwan does: a keyUsage extension must allow digitalSignature,
+// and an extendedKeyUsage extension must allow serverAuth, clientAuth,
+// ipsecIKE or anyExtendedKeyUsage. Certificates without these extensions
+// (ovs-pki's) pass; ovnsec pki issues keyUsage digitalSignature.
+func checkUsage(c *x509.Certificate) error {
+	hasKU, hasEKU := false, false
+	for _, ext := range c.Extensions {
+		hasKU = hasKU || ext.Id.Equal(oidKeyUsage)
+		hasEKU = hasEKU || ext.Id.Equal(oidExtKeyUsage)
+	}
+	if hasKU && c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return fmt.Errorf("its keyUsage extension does not allow digitalSignature (re-issue it with keyUsage digitalSignature, e.g. ovnsec pki sign)")
+	}
+	if !hasEKU {
+		return nil
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return nil
+		}
+	}
+	if slices.ContainsFunc(c.UnknownExtKeyUsage, oidKPIPsecIKE.Equal) {
+		return nil
+	}
+	return fmt.Errorf("its extendedKeyUsage %s allows none of serverAuth, clientAuth, ipsecIKE and anyExtendedKeyUsage (re-issue it without extendedKeyUsage or with one of these)", ekuString(c))
+}
+
+// ekuString lists a certificate's extended key usages for a reason.
+func ekuString(c *x509.Certificate) string {
+	names := map[x509.ExtKeyUsage]string{
+		x509.ExtKeyUsageAny: "anyExtendedKeyUsage", x509.ExtKeyUsageServerAuth: "serverAuth",
+		x509.ExtKeyUsageClientAuth: "clientAuth", x509.ExtKeyUsageCodeSigning: "codeSigning",
+		x509.ExtKeyUsageEmailProtection: "emailProtection", x509.ExtKeyUsageIPSECEndSystem: "ipsecEndSystem",
+		x509.ExtKeyUsageIPSECTunnel: "ipsecTunnel", x509.ExtKeyUsageIPSECUser: "ipsecUser",
+		x509.ExtKeyUsageTimeStamping: "timeStamping", x509.ExtKeyUsageOCSPSigning: "OCSPSigning",
+	}
+	var out []string
+	for _, u := range c.ExtKeyUsage {
+		if n, ok := names[u]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("ExtKeyUsage(%d)", u))
+		}
+	}
+	for _, o := range c.UnknownExtKeyUsage {
+		out = append(out, o.String())
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }
 
 // sendAuth sends the initiator's IKE_AUTH request with the first child.
