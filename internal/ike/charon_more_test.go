@@ -108,8 +108,14 @@ func TestCharonTool(t *testing.T) {
 	}
 	c := startCharon(t)
 	c.load(swanConf{proposals: "aes256gcm16-prfsha256-x25519", auth: "psk", psk: testPSK}.String())
+	// The key goes in a file only we can read: the tool refuses a key on
+	// its command line, where every local user could read it.
+	pskFile := filepath.Join(t.TempDir(), "psk")
+	if err := os.WriteFile(pskFile, []byte(testPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("ip", "netns", "exec", nsA, bin, "-local", ipA, "-remote", ipB, "-psk", testPSK,
+	cmd := exec.Command("ip", "netns", "exec", nsA, bin, "-local", ipA, "-remote", ipB, "-psk-file", pskFile,
 		"-local-id", idA, "-remote-id", idB, "-mode", "tunnel", "-local-ts", innerA+"/32", "-remote-ts", innerB+"/32",
 		"-proposals", "aes256gcm16-prfsha256-x25519", "-initiate")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
