@@ -216,9 +216,13 @@ func (sa *ikeSA) finishChild(pc *pendingChild, ps []message.Payload) error {
 	var gir []byte
 	if pc.ni != nil {
 		nonce, _ := message.Find(ps, message.PayloadNonce).(*message.Nonce)
-		if nonce == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
+		if nonce == nil {
 			sa.releaseChild(pc)
-			return errors.New("peer's CREATE_CHILD_SA answer lacks a valid nonce")
+			return errors.New("peer's CREATE_CHILD_SA answer lacks a nonce")
+		}
+		if err := checkNonce(nonce.Data, sa.chosen.PRF); err != nil {
+			sa.releaseChild(pc)
+			return fmt.Errorf("peer's CREATE_CHILD_SA answer: %w", err)
 		}
 		ni, nr = pc.ni, nonce.Data
 		if pc.dh != nil {

@@ -220,8 +220,15 @@ func (sa *ikeSA) rekeyIKEGroup(group message.DHGroup) {
 			return
 		}
 		chosen, err := acceptsChosen(p.cfg.ike, saP.Proposals[0], message.ProtoIKE, true)
-		if err != nil || chosen.DH != dh.Group() || ke.Group != dh.Group() {
-			sa.log().Warn("ike: IKE SA rekey answer unacceptable", "err", err)
+		if err == nil && (chosen.DH != dh.Group() || ke.Group != dh.Group()) {
+			err = fmt.Errorf("peer chose DH group %v but sent a %v key share (ours: %v)", chosen.DH, ke.Group, dh.Group())
+		}
+		if err == nil {
+			err = checkNonce(nonce.Data, sa.chosen.PRF, chosen.PRF)
+		}
+		if err != nil {
+			// The IKE SA stays as it was; try again later.
+			sa.log().Warn("ike: IKE SA rekey answer unacceptable; keeping the current IKE SA", "err", err)
 			sa.armRekey(2 * time.Minute)
 			return
 		}
@@ -320,7 +327,11 @@ func (sa *ikeSA) respondCreateChild(ps []message.Payload) ([]message.Payload, fu
 	}
 	saP, _ := message.Find(ps, message.PayloadSA).(*message.SA)
 	nonce, _ := message.Find(ps, message.PayloadNonce).(*message.Nonce)
-	if saP == nil || nonce == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 || len(saP.Proposals) == 0 {
+	if saP == nil || nonce == nil || len(saP.Proposals) == 0 {
+		return []message.Payload{notify(message.INVALID_SYNTAX, nil)}, nil
+	}
+	if err := checkNonce(nonce.Data, sa.chosen.PRF); err != nil {
+		sa.log().Warn("ike: CREATE_CHILD_SA refused", "err", err)
 		return []message.Payload{notify(message.INVALID_SYNTAX, nil)}, nil
 	}
 	nr, err := randomBytes(p.e.rand, nonceLen)
@@ -375,6 +386,10 @@ func (sa *ikeSA) respondRekeyIKE(saP *message.SA, ni, nr []byte, ps []message.Pa
 	}
 	if chosen.DH != ke.Group {
 		return []message.Payload{notify(message.INVALID_KE_PAYLOAD, message.InvalidKEData(chosen.DH))}, nil
+	}
+	if err := checkNonce(ni, chosen.PRF); err != nil {
+		sa.log().Warn("ike: IKE SA rekey refused", "err", err)
+		return []message.Payload{notify(message.INVALID_SYNTAX, nil)}, nil
 	}
 	spi, err := p.e.newIKESPI()
 	if err != nil {

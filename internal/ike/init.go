@@ -158,13 +158,13 @@ func (sa *ikeSA) onInitResponse(m *message.Message, raw []byte, ps []message.Pay
 		sa.fail("peer's IKE_SA_INIT response lacks SA, KE or Nonce")
 		return
 	}
-	if len(nonce.Data) < 16 || len(nonce.Data) > 256 {
-		sa.fail(fmt.Sprintf("peer's nonce of %d bytes is outside 16..256", len(nonce.Data)))
-		return
-	}
 	chosen, err := acceptsChosen(p.cfg.ike, saP.Proposals[0], message.ProtoIKE, true)
 	if err != nil {
 		sa.fail(fmt.Sprintf("peer's IKE proposal is unacceptable: %v", err))
+		return
+	}
+	if err := checkNonce(nonce.Data, chosen.PRF); err != nil {
+		sa.fail(err.Error())
 		return
 	}
 	if chosen.DH != sa.dh.Group() || ke.Group != sa.dh.Group() {
@@ -234,6 +234,21 @@ func (sa *ikeSA) setKeys(keys *suite.IKEKeys) error {
 	}
 	if sa.in, err = suite.NewAEAD(sa.chosen.Encr, er); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkNonce applies RFC 7296 §2.10 to a nonce the peer sent: 16 to 256
+// bytes, and at least half the key size of the negotiated PRF (of each
+// PRF given: an IKE SA rekey mixes the old SA's and the new one's).
+func checkNonce(n []byte, prfs ...message.PRFID) error {
+	if len(n) < 16 || len(n) > 256 {
+		return fmt.Errorf("peer's nonce of %d bytes is outside 16..256", len(n))
+	}
+	for _, id := range prfs {
+		if prf, err := suite.NewPRF(id); err == nil && 2*len(n) < prf.Size() {
+			return fmt.Errorf("peer's nonce of %d bytes is shorter than half the %d-byte key of %s (RFC 7296 §2.10)", len(n), prf.Size(), id)
+		}
 	}
 	return nil
 }
