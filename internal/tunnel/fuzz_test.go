@@ -4,6 +4,7 @@
 package tunnel
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -91,6 +92,39 @@ func FuzzUpdate(f *testing.F) {
 		ts2, events := tb.Update(s)
 		if len(ts2) != 1 || ts2[0].Version != 1 || len(events) != 0 {
 			t.Fatalf("same snapshot again: %+v events %q", ts2, msgs(events))
+		}
+	})
+}
+
+// FuzzVswitchdPort checks vswitchdPort against strconv for the texts C's
+// strtol reads a number from without saturating.
+func FuzzVswitchdPort(f *testing.F) {
+	for _, v := range dstPortValues {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := vswitchdPort(v) // must not panic on any input
+		s := strings.TrimLeft(v, " \t\n\v\f\r")
+		end := 0
+		if end < len(s) && (s[end] == '+' || s[end] == '-') {
+			end++
+		}
+		digits := end
+		for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+			end++
+		}
+		if end == digits {
+			if got != 0 {
+				t.Fatalf("vswitchdPort(%q) = %d, want 0 (no digits)", v, got)
+			}
+			return
+		}
+		n, err := strconv.ParseInt(s[:end], 10, 64)
+		if err != nil {
+			return // saturates: covered by the table and the real ovs-vswitchd
+		}
+		if want := uint16(int32(n)); got != want {
+			t.Fatalf("vswitchdPort(%q) = %d, want %d", v, got, want)
 		}
 	})
 }

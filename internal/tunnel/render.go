@@ -56,7 +56,7 @@ func Render(t Tunnel) string {
 // 16 upstream lines keeps upstream parsers working.
 func RenderExtras(t Tunnel) string {
 	var b strings.Builder
-	if t.Type != TypeGRE && t.DstPort != 0 {
+	if t.Type != TypeGRE {
 		fmt.Fprintf(&b, "  Dst port:       %d\n", t.DstPort)
 	}
 	for _, p := range t.Problems {

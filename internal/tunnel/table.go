@@ -420,9 +420,15 @@ func (t *Table) tunnelConf(iface ovsconf.Interface) (c conf, remote CertInfo, re
 	return c, remote, remoteErr
 }
 
-// dstPort returns the tunnel's UDP destination port and, when
-// options:dst_port is unusable, a problem text. ovs-vswitchd falls back to
-// the IANA port for a dst_port it cannot use, and so does ovnsec.
+// dstPort returns the UDP destination port ovs-vswitchd uses for the
+// tunnel and, when options:dst_port is not written as that port, a problem
+// text. The port must be exactly ovs-vswitchd's, whatever the text says:
+// the steering rules that keep the tunnel's packets from crossing in clear
+// match on it. ovs-vswitchd reads a present dst_port with C atoi and uses
+// the result even when it is 0 (it falls back to the IANA port only when
+// the option is absent), so "6082 " and "71618" mean 6082 and "-1" 65535
+// to it (vswitchdPort; checked against the real ovs-vswitchd in
+// dstport_vswitchd_test.go).
 func dstPort(typ Type, o map[string]string) (uint16, string) {
 	var def uint16
 	switch typ {
@@ -437,11 +443,53 @@ func dstPort(typ Type, o map[string]string) (uint16, string) {
 	if !ok {
 		return def, ""
 	}
-	p, err := strconv.ParseUint(v, 10, 16)
-	if err != nil || p == 0 {
-		return def, fmt.Sprintf("options:dst_port %q is not a port number 1-65535; protecting the default port %d", v, def)
+	p := vswitchdPort(v)
+	if strict, err := strconv.ParseUint(v, 10, 16); err == nil && uint16(strict) == p && p != 0 {
+		return p, ""
 	}
-	return uint16(p), ""
+	if p == 0 {
+		return 0, fmt.Sprintf("options:dst_port %q is not a port number 1-65535; ovs-vswitchd reads it as UDP port 0 and sends the tunnel's packets there, which ovnsec blocks: set options:dst_port to a port number, or remove it for the default %d", v, def)
+	}
+	return p, fmt.Sprintf("options:dst_port %q is not written as a port number; ovs-vswitchd reads it as %d, which is the port ovnsec protects: write options:dst_port=%d", v, p, p)
+}
+
+// vswitchdPort is the port ovs-vswitchd makes of a dst_port value: glibc's
+// atoi (strtol in base 10: leading white space, an optional sign, then
+// digits up to the first other byte; saturating at the 64-bit long's
+// limits), truncated to int, then to the 16-bit port.
+func vswitchdPort(v string) uint16 {
+	i := 0
+	for i < len(v) && (v[i] == ' ' || (v[i] >= '\t' && v[i] <= '\r')) {
+		i++
+	}
+	neg := false
+	if i < len(v) && (v[i] == '+' || v[i] == '-') {
+		neg = v[i] == '-'
+		i++
+	}
+	const maxLong = 1<<63 - 1
+	var n uint64
+	overflow := false
+	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		d := uint64(v[i] - '0')
+		if n > (maxLong-d)/10 {
+			overflow = true
+			continue
+		}
+		n = n*10 + d
+	}
+	var long int64
+	switch {
+	case overflow && neg:
+		long = -maxLong - 1
+	case overflow:
+		long = maxLong
+	case neg:
+		long = -int64(n)
+	default:
+		long = int64(n)
+	}
+	return uint16(int32(long))
 }
 
 // addressFamily is upstream's rule: the family of remote_ip ("None" when

@@ -608,10 +608,23 @@ func TestDstPort(t *testing.T) {
 		{"geneve", "7000", 7000, false},
 		{"vxlan", "8472", 8472, false},
 		{"gre", "7000", 0, false},
-		{"geneve", "0", 6081, true},
-		{"geneve", "70000", 6081, true},
-		{"vxlan", "abc", 4789, true},
-		{"vxlan", "", 4789, true},
+		{"geneve", "07000", 7000, false}, // ovs-vswitchd agrees: no problem
+		// What ovs-vswitchd makes of values that are not plain port
+		// numbers (checked against the real one in
+		// dstport_vswitchd_test.go): the port ovnsec must protect.
+		{"geneve", "6082 ", 6082, true},
+		{"geneve", " 6082", 6082, true},
+		{"geneve", "+6082", 6082, true},
+		{"geneve", "6082/udp", 6082, true},
+		{"geneve", "71618", 6082, true},
+		{"geneve", "-1", 65535, true},
+		{"geneve", "99999999999999999999", 65535, true},
+		{"geneve", "4294973378", 6082, true},
+		{"geneve", "0", 0, true},
+		{"geneve", "0x10", 0, true},
+		{"geneve", "-99999999999999999999", 0, true},
+		{"vxlan", "abc", 0, true},
+		{"vxlan", "", 0, true},
 	}
 	for _, tc := range tests {
 		opts := []string{"remote_ip=10.0.0.2", "psk=x"}

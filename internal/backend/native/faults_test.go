@@ -26,7 +26,8 @@ func bridgeBlocks(ps []ovsbridge.Policy, t tunnel.Tunnel) bool {
 	if !ok {
 		return false
 	}
-	want := ovsbridge.Policy{PeerIP: remote.Unmap(), Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort}
+	// t.DstPort is the port ovs-vswitchd uses, even 0.
+	want := ovsbridge.Policy{PeerIP: remote.Unmap(), Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, ExactPort: true}
 	for _, p := range ps {
 		if p.PeerIP == want.PeerIP && p.Proto == want.Proto && p.Port() == want.Port() && p.Mode == ovsbridge.ModeProtected {
 			return true
@@ -73,6 +74,7 @@ func faultCases() []faultCase {
 		{name: "IKE engine refuses the peer (unparseable ipsec_ike)", mutate: opt("ike", "aes256-sha256-modp2048"),
 			inject: func(r *rig) { r.eng.addErr = errors.New("ike: peer: proposal \"aes256-sha256-modp2048\": unsupported") }},
 		{name: "second tunnel to the same remote", mutate: func(t *tunnel.Tunnel) {}, others: []tunnel.Tunnel{sameRemote}},
+		{name: "dst_port that ovs-vswitchd reads as UDP port 0", mutate: func(t *tunnel.Tunnel) { t.DstPort = 0 }},
 		{name: "IPv6 remote", mutate: func(t *tunnel.Tunnel) {
 			t.RemoteIP, t.AddressFamily, t.LocalIP = "2001:db8::2", "IPv6", tunnel.DefaultRoute
 		}},

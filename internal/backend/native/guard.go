@@ -11,6 +11,7 @@ package native
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
@@ -36,11 +37,17 @@ func guardPolicy(t tunnel.Tunnel) (ovsbridge.Policy, error) {
 	if !ok {
 		return ovsbridge.Policy{}, fmt.Errorf("tunnel %s: remote_ip %q is not an IP address, so ovnsec cannot tell where its packets go and cannot drop them: with IPsec options set, use a remote_ip address (flow-based tunnels cannot be protected)", t.Name, t.RemoteIP)
 	}
-	p := ovsbridge.Policy{PeerIP: remote.Unmap(), Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, Mode: ovsbridge.ModeProtected}
+	p := tunnelPolicy(t, remote.Unmap())
 	if err := p.Validate(); err != nil {
 		return ovsbridge.Policy{}, fmt.Errorf("tunnel %s: cannot drop its packets: %w", t.Name, err)
 	}
 	return p, nil
+}
+
+// tunnelPolicy is the protected br-phy policy of t's packets to and from
+// remote. t.DstPort is the port ovs-vswitchd uses, 0 included.
+func tunnelPolicy(t tunnel.Tunnel, remote netip.Addr) ovsbridge.Policy {
+	return ovsbridge.Policy{PeerIP: remote, Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, ExactPort: true, Mode: ovsbridge.ModeProtected}
 }
 
 // Guard implements backend.Guard.
@@ -133,8 +140,14 @@ func sortPolicies(ps []ovsbridge.Policy) {
 		if a.DstPort != b.DstPort {
 			return a.DstPort < b.DstPort
 		}
+		if a.ExactPort != b.ExactPort {
+			return !a.ExactPort
+		}
 		if a.Encap != b.Encap {
 			return a.Encap < b.Encap
+		}
+		if a.EncapPort != b.EncapPort {
+			return a.EncapPort < b.EncapPort
 		}
 		return a.Mode < b.Mode
 	})

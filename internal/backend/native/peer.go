@@ -80,7 +80,10 @@ func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, err
 		}
 	}
 	p := &plan{local: local, remote: remote}
-	p.policy = ovsbridge.Policy{PeerIP: remote, Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, Mode: ovsbridge.ModeProtected}
+	if t.Type != tunnel.TypeGRE && t.DstPort == 0 {
+		return nil, fmt.Errorf("tunnel %s: ovs-vswitchd sends it to UDP port 0 (options:dst_port does not read as a port number); set options:dst_port to a port number or remove it", t.Name)
+	}
+	p.policy = tunnelPolicy(t, remote)
 	if err := p.policy.Validate(); err != nil {
 		return nil, fmt.Errorf("tunnel %s: %w", t.Name, err)
 	}

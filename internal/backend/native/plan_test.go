@@ -49,7 +49,7 @@ func TestPlanTunnel(t *testing.T) {
 			if !p.carries(ike.ChildSA{LocalTS: out.LocalTS, RemoteTS: out.RemoteTS}) || p.carries(ike.ChildSA{LocalTS: in.LocalTS, RemoteTS: in.RemoteTS}) {
 				t.Error("carries() disagrees with the -out- child's selectors")
 			}
-			want := ovsbridge.Policy{PeerIP: remote, Proto: ovsbridge.ProtoGeneve, DstPort: 6081, Mode: ovsbridge.ModeProtected}
+			want := ovsbridge.Policy{PeerIP: remote, Proto: ovsbridge.ProtoGeneve, DstPort: 6081, ExactPort: true, Mode: ovsbridge.ModeProtected}
 			if p.policy != want {
 				t.Errorf("policy %+v, want %+v", p.policy, want)
 			}

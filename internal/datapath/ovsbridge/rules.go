@@ -80,10 +80,15 @@ func (m Mode) String() string {
 // ESP-in-UDP goes to, as IKE learned it (a NAT in front of the peer may
 // have mapped the peer's 4500 to another port). 0 means 4500; it must be 0
 // without EncapUDP4500. All policies of one peer must agree on it.
+//
+// ExactPort makes DstPort the port even when it is 0: ovs-vswitchd sends a
+// UDP tunnel whose options:dst_port reads as 0 to UDP port 0, and such a
+// tunnel's packets must still be blocked on that port.
 type Policy struct {
 	PeerIP    netip.Addr
 	Proto     Proto
 	DstPort   uint16
+	ExactPort bool
 	Encap     Encap
 	EncapPort uint16
 	Mode      Mode
@@ -230,8 +235,11 @@ func (c BridgeConfig) Validate() error {
 }
 
 // Port returns the tunnel's UDP destination port (IANA default when
-// DstPort is 0) or 0 for GRE.
+// DstPort is 0 and not ExactPort) or 0 for GRE.
 func (p Policy) Port() uint16 {
+	if p.ExactPort && p.Proto != ProtoGRE {
+		return p.DstPort
+	}
 	switch p.Proto {
 	case ProtoGeneve:
 		if p.DstPort == 0 {
@@ -278,7 +286,7 @@ func (p Policy) Validate() error {
 	if p.EncapPort != 0 && p.Encap != EncapUDP4500 {
 		return fmt.Errorf("policy for %s: ESP-in-UDP port %d without ESP-in-UDP encapsulation", p.PeerIP, p.EncapPort)
 	}
-	if p.Proto != ProtoGRE && p.NATTPort() == p.Port() {
+	if p.Proto != ProtoGRE && p.Encap == EncapUDP4500 && p.NATTPort() == p.Port() {
 		return fmt.Errorf("policy for %s: the peer's ESP-in-UDP port %d is its tunnel port: ESP-in-UDP and plaintext tunnel packets would look alike; refusing (fail closed)", p.PeerIP, p.Port())
 	}
 	if p.Mode > ModeBenchPassthrough {
