@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
+	"github.com/ovnsec/ovnsec/internal/ovnsb"
 )
 
 // version is set at link time with -ldflags "-X main.version=...".
@@ -43,6 +44,8 @@ type config struct {
 	localIP       string
 	geneveOpts    int
 	requireIPsec  bool
+	followOVN     ovnsb.Mode
+	ovnSB         string
 	portKind      string
 	direct        bool
 	showVersion   bool
@@ -86,6 +89,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.localIP, "local-ip", "", "native: underlay IPv4 address (default: the bridge interface's first IPv4 address)")
 	fs.IntVar(&c.geneveOpts, "geneve-options", 8, "native: Geneve option bytes counted in the overlay MTU (OVN uses 8)")
 	fs.BoolVar(&c.requireIPsec, "require-ipsec", false, "native: drop the packets of every gre, geneve and vxlan tunnel that has no IPsec options yet, instead of letting them pass in plaintext (no plaintext window when OVN's ipsec=true reaches the chassis; with ipsec=false, tunnels carry nothing)")
+	follow := fs.String("follow-ovn-ipsec", "auto", "follow OVN's SB_Global ipsec: while it is true, every gre, geneve and vxlan tunnel without IPsec options is INVALID and (native backend) its packets dropped, so the ipsec=true switch-over has no plaintext window; auto: when Open_vSwitch external_ids:ovn-remote (or --ovn-sb) is set; true; false")
+	fs.StringVar(&c.ovnSB, "ovn-sb", "", "OVN Southbound `REMOTE` to read SB_Global ipsec from (tcp:HOST:PORT or unix:PATH, comma-separated for a cluster; default: Open_vSwitch external_ids:ovn-remote, as ovn-controller)")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 
 	// OVS daemons accept --pidfile and --log-file without a value; Go's
@@ -102,6 +107,16 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	}
 	if err := fs.Parse(norm); err != nil {
 		return c, err
+	}
+	mode, err := ovnsb.ParseMode(*follow)
+	if err != nil {
+		return c, err
+	}
+	c.followOVN = mode
+	if c.ovnSB != "" {
+		if err := ovnsb.CheckRemote(c.ovnSB, c.rundir); err != nil {
+			return c, fmt.Errorf("--ovn-sb: %w", err)
+		}
 	}
 	switch fs.NArg() {
 	case 0:

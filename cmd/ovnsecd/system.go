@@ -1,6 +1,8 @@
 // System: the wiring of one ovnsecd process. Snapshots flow from the
 // database watcher through the tunnel table into the reconciler, which
-// drives the backend; the unixctl server reads the reconciler's view.
+// drives the backend; the unixctl server reads the reconciler's view. OVN's
+// SB_Global ipsec, read by the Southbound follower, decides whether the
+// table requires IPsec on every tunnel port.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/backend/native"
 	"github.com/ovnsec/ovnsec/internal/backend/strongswan"
+	"github.com/ovnsec/ovnsec/internal/ovnsb"
 	"github.com/ovnsec/ovnsec/internal/ovsconf"
 	"github.com/ovnsec/ovnsec/internal/reconcile"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
@@ -32,10 +35,16 @@ type system struct {
 	log     *slog.Logger
 	watcher *ovsconf.Watcher
 	table   *tunnel.Table
-	rec     *reconcile.Reconciler
-	be      backend.Backend
-	ctl     *unixctl.Server
-	pids    []*unixctl.Pidfile
+	// policy decides whether the table requires IPsec; follower reads
+	// SB_Global ipsec for it (nil when it is not to be followed).
+	policy   *ovnsb.Policy
+	follower *ovnsb.Follower
+	// noDrop: the backend cannot drop a tunnel's packets (strongSwan).
+	noDrop bool
+	rec    *reconcile.Reconciler
+	be     backend.Backend
+	ctl    *unixctl.Server
+	pids   []*unixctl.Pidfile
 
 	exitOnce sync.Once
 	exitCh   chan exitRequest
@@ -56,6 +65,22 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	s.be = be
 	s.table = tunnel.NewTable(tunnel.FileCertReader{}, time.Now)
 	s.table.RequireIPsec(c.requireIPsec)
+	s.noDrop = strings.ToLower(c.ikeDaemon) == "strongswan"
+	s.policy = ovnsb.NewPolicy(ovnsb.Config{Mode: c.followOVN, Force: c.requireIPsec, Remote: c.ovnSB})
+	switch {
+	case c.requireIPsec:
+		if c.followOVN != ovnsb.FollowOff || c.ovnSB != "" {
+			log.Info("--require-ipsec: IPsec is required on every tunnel port whatever OVN's SB_Global ipsec says; it is not followed")
+		}
+	case c.followOVN == ovnsb.FollowOff:
+		log.Info("--follow-ovn-ipsec=false: OVN's SB_Global ipsec is not followed; a tunnel is protected once its IPsec options arrive")
+	default:
+		s.follower = ovnsb.New(log.With("stage", "ovnsb"), ovnsb.WithRunDir(c.rundir))
+		s.follower.SetRemote(s.policy.Remote(nil))
+		if s.noDrop {
+			log.Info("following OVN's SB_Global ipsec with --ike-daemon=strongswan only affects tunnels/show: this backend cannot drop the packets of a tunnel without IPsec options")
+		}
+	}
 	s.rec = reconcile.New(s.be, log, reconcile.Options{})
 	s.watcher = ovsconf.New(c.database, log.With("stage", "ovsconf"))
 
@@ -185,6 +210,9 @@ func (s *system) run(ctx context.Context) error {
 	}
 	start("unixctl", s.ctl.Serve)
 	start("ovsconf", s.watcher.Run)
+	if s.follower != nil {
+		start("ovnsb", s.follower.Run)
+	}
 	start("reconcile", s.rec.Run)
 	start("tunnels", s.feed)
 	start("memory", func(ctx context.Context) error { return returnMemory(ctx, memoryCheckInterval, idleHeapLimit) })
@@ -228,27 +256,90 @@ func (s *system) purgeBackend(ctx context.Context) {
 // feed turns every snapshot into the desired tunnels. It also re-evaluates
 // the last snapshot every reconciliation interval, so that certificates
 // replaced on disk and certificate expiry are noticed without a database
-// change.
+// change, and at once whenever OVN's SB_Global ipsec changes whether IPsec
+// is required. It alone uses the table and the policy, so snapshots and
+// Southbound values are applied one at a time, in the order they arrive.
 func (s *system) feed(ctx context.Context) error {
 	tick := time.NewTicker(reconcile.DefaultInterval)
 	defer tick.Stop()
+	var sbUpdates <-chan ovnsb.State
+	if s.follower != nil {
+		sbUpdates = s.follower.Updates()
+	}
+	snaps := s.watcher.Updates()
 	var last ovsconf.Snapshot
 	have := false
+	var sb ovnsb.State
+	req := requirement{}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case snap := <-s.watcher.Updates():
+		case snap, ok := <-snaps:
+			if !ok {
+				snaps = nil
+				continue
+			}
 			last, have = snap, true
+			if s.follower != nil {
+				s.follower.SetRemote(s.policy.Remote(snap.ExternalIDs))
+			}
+		case st, ok := <-sbUpdates:
+			if !ok {
+				sbUpdates = nil
+				continue
+			}
+			sb = st
+			if !have {
+				continue // decided with the first snapshot
+			}
 		case <-tick.C:
 			if !have {
 				continue
 			}
 		}
+		req.apply(s, s.policy.Decide(sb, last))
 		tunnels, events := s.table.Update(last)
 		tunnel.Log(ctx, s.log, events)
 		s.rec.SetDesired(tunnels)
 	}
+}
+
+// requirement is the feed loop's record of the last Decision applied.
+type requirement struct {
+	applied bool
+	cur     ovnsb.Decision
+}
+
+// apply gives d to the table and logs it, if it differs from the last one.
+func (r *requirement) apply(s *system, d ovnsb.Decision) {
+	if r.applied && d == r.cur {
+		return
+	}
+	first := !r.applied
+	r.applied, r.cur = true, d
+	s.table.Require(tunnel.Requirement{On: d.Require, Cause: d.Cause, NoDrop: s.noDrop})
+	if first && d.Basis == ovnsb.BasisForced {
+		return // the start-up line names --require-ipsec
+	}
+	if first && !d.Following && !d.Require {
+		return
+	}
+	s.log.Info(d.String(), "basis", basisName(d.Basis))
+}
+
+func basisName(b ovnsb.Basis) string {
+	switch b {
+	case ovnsb.BasisForced:
+		return "--require-ipsec"
+	case ovnsb.BasisSB:
+		return "sb_global"
+	case ovnsb.BasisLastKnown:
+		return "sb_global_last_known"
+	case ovnsb.BasisInferred:
+		return "ovn_tunnel_options"
+	}
+	return "none"
 }
 
 func (s *system) requestExit(cleanup bool) {
