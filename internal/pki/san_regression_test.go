@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -115,10 +116,14 @@ func TestSignRefusesExtraSANs(t *testing.T) {
 	if err := os.Mkdir(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range extraSANCases(t) {
+	for i, tc := range extraSANCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			req := writeSANRequest(t, work, "chassis-1-req.pem", tc.req)
-			cert := filepath.Join(work, "chassis-1-cert.pem")
+			dir := filepath.Join(work, strconv.Itoa(i)) // no case sees another's files
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			req := writeSANRequest(t, dir, "chassis-1-req.pem", tc.req)
+			cert := filepath.Join(dir, "chassis-1-cert.pem")
 			before := snapshot(t, root)
 			res, err := d.Sign(req, cert, SignOptions{})
 			if err == nil {
