@@ -66,18 +66,25 @@ start_veth() { DST=192.0.2.2; }
 stop_veth() { :; }
 
 # Static test keys (AES-256-GCM key + salt, 36 bytes): never use elsewhere.
+# They go to the engines in 0600 key files ($work is 0700) written by bash
+# builtins, never on a command line.
 KEY_AB=$(printf '%072d' 0 | tr 0 a)
 KEY_BA=$(printf '%072d' 0 | tr 0 b)
+(
+  umask 077
+  printf 'key-out %s\nkey-in %s\n' "$KEY_AB" "$KEY_BA" >"$work/esp-a.keys"
+  printf 'key-out %s\nkey-in %s\n' "$KEY_BA" "$KEY_AB" >"$work/esp-b.keys"
+)
 start_ovnsec() {
   local extra=("$@")
   ip netns exec "$NSA" "$work/ovnsec-esp" --static-keys-for-testing --dev tunt0 "${extra[@]}" \
     --local 192.0.2.1 --remote 192.0.2.2 --addr 203.0.113.1/32 --remote-net 203.0.113.2/32 \
-    --spi-out 0x1001 --spi-in 0x2002 --key-out "$KEY_AB" --key-in "$KEY_BA" \
+    --spi-out 0x1001 --spi-in 0x2002 --key-file "$work/esp-a.keys" \
     >"$work/esp-a.out" 2>"$work/esp-a.log" &
   ENGINE_PIDS+=($!)
   ip netns exec "$NSB" "$work/ovnsec-esp" --static-keys-for-testing --dev tunt0 "${extra[@]}" \
     --local 192.0.2.2 --remote 192.0.2.1 --addr 203.0.113.2/32 --remote-net 203.0.113.1/32 \
-    --spi-out 0x2002 --spi-in 0x1001 --key-out "$KEY_BA" --key-in "$KEY_AB" \
+    --spi-out 0x2002 --spi-in 0x1001 --key-file "$work/esp-b.keys" \
     >"$work/esp-b.out" 2>"$work/esp-b.log" &
   ENGINE_PIDS+=($!)
   DST=203.0.113.2

@@ -8,7 +8,8 @@ esptun_NAME="ovnsec ESP over TUN"
 esptun_CIPHER="ESP AES-GCM-256 (Go crypto/cipher)"
 
 # Static test keys (AES-256-GCM key + salt, 36 bytes), fresh per run. They
-# are on the command line, which is acceptable only for a benchmark.
+# never appear in any process's argv: bash builtins write them to 0600 key
+# files (--key-file), removed once both ends have read them.
 start_esptun() {
   if [ ! -d cmd/ovnsec-esp ]; then
     SYS_FAIL[esptun]="not available yet: cmd/ovnsec-esp is not in the tree"
@@ -20,23 +21,31 @@ start_esptun() {
     return 1
   }
   bench_ns_pair esp 198.51.100.17 198.51.100.18 28
-  local kab kba
+  local kab kba up=0
   kab=$(head -c 36 /dev/urandom | od -An -tx1 | tr -d ' \n')
   kba=$(head -c 36 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  (
+    umask 077
+    printf 'key-out %s\nkey-in %s\n' "$kab" "$kba" >"$BENCH_WORK/esp-a.keys"
+    printf 'key-out %s\nkey-in %s\n' "$kba" "$kab" >"$BENCH_WORK/esp-b.keys"
+  )
   ip netns exec bnch-esp-a "$bin" --static-keys-for-testing --dev bnchespta \
     --local 198.51.100.17 --remote 198.51.100.18 --addr 203.0.113.1/32 --remote-net 203.0.113.2/32 \
-    --spi-out 0x1001 --spi-in 0x2002 --key-out "$kab" --key-in "$kba" \
+    --spi-out 0x1001 --spi-in 0x2002 --key-file "$BENCH_WORK/esp-a.keys" \
     >"$BENCH_WORK/esp-a.out" 2>"$BENCH_WORK/esp-a.log" &
   BENCH_PIDS+=($!)
   SYS_PIDS[esptun]="$!"
   ip netns exec bnch-esp-b "$bin" --static-keys-for-testing --dev bnchesptb \
     --local 198.51.100.18 --remote 198.51.100.17 --addr 203.0.113.2/32 --remote-net 203.0.113.1/32 \
-    --spi-out 0x2002 --spi-in 0x1001 --key-out "$kba" --key-in "$kab" \
+    --spi-out 0x2002 --spi-in 0x1001 --key-file "$BENCH_WORK/esp-b.keys" \
     >"$BENCH_WORK/esp-b.out" 2>"$BENCH_WORK/esp-b.log" &
   BENCH_PIDS+=($!)
   SYS_PIDS[esptun]="${SYS_PIDS[esptun]} $!"
   SYS_NS[esptun]=bnch-esp-a SYS_SRC[esptun]=203.0.113.1 SYS_DST[esptun]=203.0.113.2
-  bench_wait_ping bnch-esp-a 203.0.113.2 || {
+  bench_wait_ping bnch-esp-a 203.0.113.2 && up=1
+  # Both ends read their keys at start; a ping answer means they have.
+  rm -f "$BENCH_WORK/esp-a.keys" "$BENCH_WORK/esp-b.keys"
+  [ "$up" = 1 ] || {
     SYS_FAIL[esptun]="no ping through ovnsec-esp: $(tail -q -n 1 "$BENCH_WORK"/esp-*.log | tr '\n|' ' /')"
     return 1
   }

@@ -1,6 +1,7 @@
 // integration_test.go: two copies of this program (the test binary
-// re-executed as main) under `ip netns exec` in tunt-ca and tunt-cb over a
-// veth; ping crosses the tunnel and SIGTERM makes each print its counters.
+// re-executed as main) under `ip netns exec` in h2-esp-a and h2-esp-b over
+// a veth; ping crosses the tunnel and SIGTERM makes each print its
+// counters. One reads its keys from a key file, the other from stdin.
 
 package main
 
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,23 +38,28 @@ func TestProgramInNetns(t *testing.T) {
 	testenv.Short(t)
 	testenv.NeedRoot(t)
 	testenv.NeedCommands(t, "ip", "ping")
-	const nsA, nsB = "tunt-ca", "tunt-cb"
+	const nsA, nsB = "h2-esp-a", "h2-esp-b"
 	for _, ns := range []string{nsA, nsB} {
 		exec.Command("ip", "netns", "del", ns).Run() // leftover of an interrupted run
 		sh(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	}
-	sh(t, "ip", "link", "add", "tunt-vca", "netns", nsA, "type", "veth", "peer", "name", "tunt-vcb", "netns", nsB)
-	sh(t, "ip", "-n", nsA, "addr", "add", "192.0.2.1/24", "dev", "tunt-vca")
-	sh(t, "ip", "-n", nsB, "addr", "add", "192.0.2.2/24", "dev", "tunt-vcb")
-	for _, x := range [][2]string{{nsA, "tunt-vca"}, {nsB, "tunt-vcb"}} {
+	sh(t, "ip", "link", "add", "h2-espva", "netns", nsA, "type", "veth", "peer", "name", "h2-espvb", "netns", nsB)
+	sh(t, "ip", "-n", nsA, "addr", "add", "192.0.2.1/24", "dev", "h2-espva")
+	sh(t, "ip", "-n", nsB, "addr", "add", "192.0.2.2/24", "dev", "h2-espvb")
+	for _, x := range [][2]string{{nsA, "h2-espva"}, {nsB, "h2-espvb"}} {
 		sh(t, "ip", "-n", x[0], "link", "set", x[1], "up")
 		sh(t, "ip", "-n", x[0], "link", "set", "lo", "up")
 	}
 	keyAB, keyBA := strings.Repeat("11", 20), strings.Repeat("22", 36)
-	start := func(ns string, args ...string) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "--static-keys-for-testing", "--dev", "tunt0"}, args...)...)
+	keysA := filepath.Join(t.TempDir(), "a.keys")
+	if err := os.WriteFile(keysA, []byte("# A's keys\nkey-out "+keyAB+"\nkey-in "+keyBA+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func(ns, stdin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "--static-keys-for-testing", "--dev", "h2tun0"}, args...)...)
 		cmd.Env = append(os.Environ(), "OVNSEC_ESP_RUN_MAIN=1")
+		cmd.Stdin = strings.NewReader(stdin)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
@@ -67,10 +74,10 @@ func TestProgramInNetns(t *testing.T) {
 		})
 		return cmd, &out
 	}
-	a, outA := start(nsA, "--local", "192.0.2.1", "--remote", "192.0.2.2", "--addr", "203.0.113.1/32",
-		"--remote-net", "203.0.113.2/32", "--spi-out", "0x1001", "--spi-in", "0x2002", "--key-out", keyAB, "--key-in", keyBA)
-	b, outB := start(nsB, "--local", "192.0.2.2", "--remote", "192.0.2.1", "--addr", "203.0.113.2/32",
-		"--remote-net", "203.0.113.1/32", "--spi-out", "0x2002", "--spi-in", "0x1001", "--key-out", keyBA, "--key-in", keyAB)
+	a, outA := start(nsA, "", "--local", "192.0.2.1", "--remote", "192.0.2.2", "--addr", "203.0.113.1/32",
+		"--remote-net", "203.0.113.2/32", "--spi-out", "0x1001", "--spi-in", "0x2002", "--key-file", keysA)
+	b, outB := start(nsB, "key-in "+keyAB+"\nkey-out "+keyBA+"\n", "--local", "192.0.2.2", "--remote", "192.0.2.1", "--addr", "203.0.113.2/32",
+		"--remote-net", "203.0.113.1/32", "--spi-out", "0x2002", "--spi-in", "0x1001", "--key-file", "-")
 
 	var err error
 	for range 50 {

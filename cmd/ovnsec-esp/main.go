@@ -1,24 +1,25 @@
 // Command ovnsec-esp runs one tunnel-mode ESP attachment (TUN device,
-// routes, ESP-in-UDP on port 4500) with static keys given on the command
-// line, until SIGTERM or SIGINT. It is for tests and benchmarks only.
+// routes, ESP-in-UDP on port 4500) with static keys read from a key file
+// (or stdin), until SIGTERM or SIGINT. It is for tests and benchmarks only.
 //
-// FOR TESTS AND BENCHMARKS ONLY. Keys on a command line are visible to
-// every local user (ps, /proc/<pid>/cmdline) and there is no IKE, no rekey
-// and no lifetime: the same keys protect traffic until the process ends.
-// The flag --static-keys-for-testing must be given to acknowledge this.
-// Production SAs come only from the IKE engine (ovnsecd).
+// FOR TESTS AND BENCHMARKS ONLY. There is no IKE, no rekey and no
+// lifetime: the same keys protect traffic until the process ends. The flag
+// --static-keys-for-testing must be given to acknowledge this. Production
+// SAs come only from the IKE engine (ovnsecd). Keys are never taken from
+// the command line, where every local user could read them (ps,
+// /proc/<pid>/cmdline): --key-out and --key-in are refused.
 //
 // Example (two namespaces over a veth, see bench/tun.sh):
 //
+//	(umask 077; printf 'key-out %s\nkey-in %s\n' "$KEY_AB" "$KEY_BA" >a.keys)
 //	ip netns exec tunt-a ovnsec-esp --static-keys-for-testing \
 //	    --local 192.0.2.1 --remote 192.0.2.2 \
 //	    --addr 203.0.113.1/32 --remote-net 203.0.113.2/32 \
-//	    --spi-out 0x1001 --spi-in 0x2002 --key-out <40 hex> --key-in <40 hex>
+//	    --spi-out 0x1001 --spi-in 0x2002 --key-file a.keys
 package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,9 +52,11 @@ type options struct {
 	verbose   bool
 }
 
-const warning = "ovnsec-esp: STATIC KEYS FOR TESTS AND BENCHMARKS ONLY: no IKE, no rekey, keys visible in the process list"
+const warning = "ovnsec-esp: STATIC KEYS FOR TESTS AND BENCHMARKS ONLY: no IKE, no rekey, no lifetime"
 
-func parseOptions(args []string, errOut io.Writer) (*options, error) {
+// parseOptions parses the command line and reads the key file (stdin when
+// it is "-"); warnings go to errOut.
+func parseOptions(args []string, stdin io.Reader, errOut io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("ovnsec-esp", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	fs.Usage = func() {
@@ -61,7 +64,7 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 		fs.PrintDefaults()
 	}
 	var (
-		ack       = fs.Bool("static-keys-for-testing", false, "required: acknowledge that keys on the command line are for tests/benchmarks only")
+		ack       = fs.Bool("static-keys-for-testing", false, "required: acknowledge that static keys (no IKE, no rekey) are for tests/benchmarks only")
 		netns     = fs.String("netns", "", "network namespace (name or path) to create the device and socket in; default: current")
 		dev       = fs.String("dev", "ovnsec0", "TUN device name")
 		local     = fs.String("local", "", "local underlay IPv4 address (required)")
@@ -71,8 +74,9 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 		remoteNet = fs.String("remote-net", "", "comma-separated inner subnets behind the remote end (required)")
 		spiOut    = fs.String("spi-out", "", "SPI of the outbound SA (the remote end's --spi-in)")
 		spiIn     = fs.String("spi-in", "", "SPI of the inbound SA (the remote end's --spi-out)")
-		keyOut    = fs.String("key-out", "", "outbound AES-GCM key+salt in hex: 40 (AES-128) or 72 (AES-256) digits")
-		keyIn     = fs.String("key-in", "", "inbound AES-GCM key+salt in hex")
+		keyFile   = fs.String("key-file", "", "file with the lines \"key-out HEX\" and \"key-in HEX\" (AES-GCM key+salt, 40 or 72 hex digits), mode 0600; \"-\": read them from stdin (required)")
+		_         = fs.String("key-out", "", "refused: keys on the command line are visible to every local user; use --key-file")
+		_         = fs.String("key-in", "", "refused: keys on the command line are visible to every local user; use --key-file")
 		underMTU  = fs.Int("underlay-mtu", 1500, "underlay link MTU")
 		mtu       = fs.Int("mtu", 0, "TUN MTU; 0: the largest that fits the underlay")
 		stats     = fs.Duration("stats", 0, "log counters at this interval (0: only at exit)")
@@ -86,8 +90,20 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 	if fs.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	var inArgv []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "key-out" || f.Name == "key-in" {
+			inArgv = append(inArgv, "--"+f.Name)
+		}
+	})
+	if len(inArgv) > 0 {
+		return nil, fmt.Errorf("%s: keys on the command line are visible to every local user (/proc/PID/cmdline, ps) and in shell history; write the lines \"key-out HEX\" and \"key-in HEX\" to a file only you can read (chmod 600) and pass --key-file FILE, or pass --key-file - and give them on stdin", strings.Join(inArgv, ", "))
+	}
 	if !*ack {
-		return nil, errors.New("refusing to run: keys on the command line are for tests and benchmarks only; pass --static-keys-for-testing to acknowledge")
+		return nil, errors.New("refusing to run: static keys (no IKE, no rekey) are for tests and benchmarks only; pass --static-keys-for-testing to acknowledge")
+	}
+	if *keyFile == "" {
+		return nil, errors.New("--key-file is required: a file with the lines \"key-out HEX\" and \"key-in HEX\" (mode 0600), or - to read them from stdin")
 	}
 	o := &options{stats: *stats, verbose: *verbose}
 	var err error
@@ -119,10 +135,7 @@ func parseOptions(args []string, errOut io.Writer) (*options, error) {
 	if o.spiIn, err = parseSPI("--spi-in", *spiIn); err != nil {
 		return nil, err
 	}
-	if o.keyOut, err = parseKey("--key-out", *keyOut); err != nil {
-		return nil, err
-	}
-	if o.keyIn, err = parseKey("--key-in", *keyIn); err != nil {
+	if o.keyOut, o.keyIn, err = readKeyFile(*keyFile, stdin, errOut); err != nil {
 		return nil, err
 	}
 	o.sys = tun.System{
@@ -146,21 +159,8 @@ func parseSPI(flag, s string) (esp.SPI, error) {
 	return esp.SPI(v), nil
 }
 
-func parseKey(flag, s string) (esp.Key, error) {
-	raw, err := hex.DecodeString(s)
-	if err != nil {
-		return esp.Key{}, fmt.Errorf("%s: not hex: %v", flag, err)
-	}
-	k, err := esp.NewKey(raw)
-	clear(raw)
-	if err != nil {
-		return esp.Key{}, fmt.Errorf("%s: %w", flag, err)
-	}
-	return k, nil
-}
-
 func main() {
-	o, err := parseOptions(os.Args[1:], os.Stderr)
+	o, err := parseOptions(os.Args[1:], os.Stdin, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,9 +13,13 @@ import (
 func TestParseOptions(t *testing.T) {
 	key20 := strings.Repeat("ab", 20)
 	key36 := strings.Repeat("cd", 36)
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keys, []byte("key-out "+key20+"\nkey-in "+key36+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	good := []string{"--static-keys-for-testing", "--local", "192.0.2.1", "--remote", "192.0.2.2",
 		"--addr", "203.0.113.1/32", "--remote-net", "203.0.113.2/32, 198.51.100.0/24",
-		"--spi-out", "0x1001", "--spi-in", "8194", "--key-out", key20, "--key-in", key36}
+		"--spi-out", "0x1001", "--spi-in", "8194", "--key-file", keys}
 	with := func(flag, val string) []string {
 		out := append([]string(nil), good...)
 		for i := range out {
@@ -37,7 +43,7 @@ func TestParseOptions(t *testing.T) {
 		}
 		return out
 	}
-	o, err := parseOptions(good, io.Discard)
+	o, err := parseOptions(good, nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +64,15 @@ func TestParseOptions(t *testing.T) {
 		{"bad remote net", with("--remote-net", "203.0.113.2/32,x"), "--remote-net"},
 		{"reserved SPI", with("--spi-out", "255"), "--spi-out"},
 		{"SPI too big", with("--spi-in", "0x100000000"), "--spi-in"},
-		{"short key", with("--key-out", "abcd"), "--key-out"},
-		{"not hex", with("--key-in", strings.Repeat("zz", 20)), "--key-in"},
+		{"key-out on the command line", with("--key-out", key20), "--key-out: keys on the command line are visible"},
+		{"key-in on the command line", with("--key-in", key36), "--key-file"},
+		{"no key file", without("--key-file"), "--key-file is required"},
+		{"missing key file", with("--key-file", keys+".nope"), "--key-file: open"},
 		{"bad port", with("--port", "70000"), "--port"},
 		{"extra args", append(append([]string(nil), good...), "extra"), "unexpected"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseOptions(tc.args, io.Discard)
+			_, err := parseOptions(tc.args, nil, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
 			}

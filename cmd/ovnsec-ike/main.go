@@ -3,12 +3,18 @@
 // the interop tool for ovnsec's IKE engine (internal/ike) and useful by
 // hand:
 //
-//	ovnsec-ike -local 203.0.113.1 -remote 203.0.113.2 -psk secret \
+//	(umask 077; printf '%s\n' "$PSK" >psk)
+//	ovnsec-ike -local 203.0.113.1 -remote 203.0.113.2 -psk-file psk \
 //	    -local-id a.example -remote-id b.example -mode tunnel \
 //	    -local-ts 203.0.113.101/32 -remote-ts 203.0.113.102/32 -initiate
+//
+// The pre-shared key is read from a file (-psk-file, "-" for stdin) or
+// from the -config file ("psk" or "psk_file"), never from the command
+// line, where every local user could read it.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -40,6 +46,7 @@ type Config struct {
 	RemotePort   int      `json:"remote_port_ike"`
 	RemoteNATT   int      `json:"remote_port_natt"`
 	PSK          string   `json:"psk"`
+	PSKFile      string   `json:"psk_file"`
 	Cert         string   `json:"cert"`
 	Key          string   `json:"key"`
 	CA           string   `json:"ca"`
@@ -58,7 +65,7 @@ type Config struct {
 }
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ovnsec-ike:", err)
 		os.Exit(1)
 	}
@@ -70,11 +77,12 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, strings.Split(s, ",")...); return nil }
 
 // parseArgs reads flags, then the JSON file if -config is given (JSON
-// fields override flags).
-func parseArgs(args []string, stderr io.Writer) (Config, error) {
+// fields override flags), then the PSK file if one is named ("-" reads
+// stdin). A PSK on the command line is refused.
+func parseArgs(args []string, stdin io.Reader, stderr io.Writer) (Config, error) {
 	var c Config
 	var lts, rts, props, esps listFlag
-	var file string
+	var file, argvPSK string
 	fs := flag.NewFlagSet("ovnsec-ike", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&file, "config", "", "JSON configuration file (same names as the flags, with _ for -)")
@@ -84,7 +92,8 @@ func parseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.PortNATT, "port-natt", 4500, "local NAT-T port")
 	fs.IntVar(&c.RemotePort, "remote-port-ike", 500, "peer IKE port")
 	fs.IntVar(&c.RemoteNATT, "remote-port-natt", 4500, "peer NAT-T port")
-	fs.StringVar(&c.PSK, "psk", "", "pre-shared key")
+	fs.StringVar(&argvPSK, "psk", "", "refused: a key on the command line is visible to every local user; use -psk-file")
+	fs.StringVar(&c.PSKFile, "psk-file", "", "file holding the pre-shared key (\"-\": read it from stdin); trailing newlines are ignored")
 	fs.StringVar(&c.Cert, "cert", "", "PEM certificate (chain) file")
 	fs.StringVar(&c.Key, "key", "", "PEM private key file")
 	fs.StringVar(&c.CA, "ca", "", "PEM CA certificate(s) for the peer")
@@ -103,23 +112,54 @@ func parseArgs(args []string, stderr io.Writer) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	refused := false
+	fs.Visit(func(f *flag.Flag) { refused = refused || f.Name == "psk" })
+	if refused {
+		return c, errors.New("-psk: a pre-shared key on the command line is visible to every local user (/proc/PID/cmdline, ps) and in shell history; write it to a file only you can read (chmod 600) and pass -psk-file FILE, or pass -psk-file - and give it on stdin, or put \"psk\" in the -config file")
+	}
 	c.LocalTS, c.RemoteTS, c.Proposals, c.ESPProposals = lts, rts, props, esps
 	if file != "" {
-		b, err := os.ReadFile(file)
+		f, err := os.Open(file)
 		if err != nil {
 			return c, fmt.Errorf("read config %s: %w", file, err)
 		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
+		fi, statErr := f.Stat()
+		b, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return c, fmt.Errorf("read config %s: %w", file, err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
 			return c, fmt.Errorf("parse config %s: %w", file, err)
 		}
+		if c.PSK != "" && statErr == nil { // only the file can set psk
+			warnMode(stderr, "config file (it holds the psk)", file, fi.Mode())
+		}
+	}
+	if c.PSK != "" && c.PSKFile != "" {
+		return c, errors.New("both psk (in the -config file) and psk_file (or -psk-file) are set; give the pre-shared key one way")
+	}
+	if c.PSKFile != "" {
+		b, err := readSecretFile(c.PSKFile, "PSK file", stdin, stderr)
+		if err != nil {
+			return c, err
+		}
+		psk, err := parsePSK(b)
+		if err != nil {
+			clear(b)
+			return c, fmt.Errorf("PSK file %s: %w", c.PSKFile, err)
+		}
+		c.PSK = string(psk)
+		clear(b)
 	}
 	return c, nil
 }
 
-// peer turns the configuration into an engine Config and Peer.
-func (c Config) peer() (ike.Config, ike.Peer, error) {
+// peer turns the configuration into an engine Config and Peer; warnings
+// (a private key file others may read) go to w.
+func (c Config) peer(w io.Writer) (ike.Config, ike.Peer, error) {
 	var ec ike.Config
 	var p ike.Peer
 	local, err := netip.ParseAddr(c.Local)
@@ -173,6 +213,9 @@ func (c Config) peer() (ike.Config, ike.Peer, error) {
 	case c.PSK != "":
 		p.Auth.PSK = []byte(c.PSK)
 	case c.Cert != "":
+		if fi, err := os.Stat(c.Key); err == nil {
+			warnMode(w, "private key", c.Key, fi.Mode())
+		}
 		certs, err := readCerts(c.Cert)
 		if err != nil {
 			return ec, p, err
@@ -195,7 +238,7 @@ func (c Config) peer() (ike.Config, ike.Peer, error) {
 			p.Auth.PeerCert = pc[0]
 		}
 	default:
-		return ec, p, errors.New("set -psk or -cert/-key with -ca or -peer-cert")
+		return ec, p, errors.New("set -psk-file (or psk in the -config file) or -cert/-key with -ca or -peer-cert")
 	}
 	return ec, p, nil
 }
@@ -301,12 +344,12 @@ func (p *printer) HandleChildSA(ev ike.ChildEvent, sa ike.ChildSA) {
 	_ = p.enc.Encode(l)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseArgs(args, stderr)
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c, err := parseArgs(args, stdin, stderr)
 	if err != nil {
 		return err
 	}
-	ec, p, err := c.peer()
+	ec, p, err := c.peer(stderr)
 	if err != nil {
 		return err
 	}

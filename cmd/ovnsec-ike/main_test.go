@@ -20,23 +20,25 @@ func TestParseConfig(t *testing.T) {
 	os.WriteFile(js, []byte(`{"local":"127.0.0.1","remote":"127.0.0.2","psk":"x","local_id":"a","remote_id":"b","mode":"tunnel","local_ts":["10.0.0.1/32"],"remote_ts":["10.0.0.2/32"]}`), 0o600)
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"lokal":"x"}`), 0o600)
+	psk := filepath.Join(dir, "psk")
+	os.WriteFile(psk, []byte("x\n"), 0o600)
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"flags", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-psk", "x", "-local-id", "a", "-remote-id", "b"}, ""},
+		{"flags", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-psk-file", psk, "-local-id", "a", "-remote-id", "b"}, ""},
 		{"json", []string{"-config", js}, ""},
 		{"unknown json field", []string{"-config", bad}, "unknown field"},
-		{"bad mode", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-psk", "x", "-mode", "bus"}, "use transport or tunnel"},
-		{"no auth", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2"}, "set -psk"},
-		{"bad ts", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-psk", "x", "-local-ts", "10.0.0/8"}, "traffic selector"},
+		{"bad mode", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-psk-file", psk, "-mode", "bus"}, "use transport or tunnel"},
+		{"no auth", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2"}, "set -psk-file"},
+		{"bad ts", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-psk-file", psk, "-local-ts", "10.0.0/8"}, "traffic selector"},
 		{"missing cert", []string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-cert", "/nonexistent.pem", "-key", "k"}, "read certificate /nonexistent.pem"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseArgs(tc.args, &bytes.Buffer{})
+			c, err := parseArgs(tc.args, nil, &bytes.Buffer{})
 			if err == nil {
-				_, _, err = c.peer()
+				_, _, err = c.peer(&bytes.Buffer{})
 			}
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("err %v, want %q", err, tc.want)
@@ -62,14 +64,18 @@ func TestTwoInstances(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	outA, outB := &syncBuf{mu: make(chanMutex, 1)}, &syncBuf{mu: make(chanMutex, 1)}
-	common := []string{"-psk", "tool-test-psk", "-port-ike", "15500", "-port-natt", "15501", "-remote-port-ike", "15500", "-remote-port-natt", "15501", "-dpd", "0"}
+	psk := filepath.Join(t.TempDir(), "psk")
+	if err := os.WriteFile(psk, []byte("tool-test-psk\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"-psk-file", psk, "-port-ike", "15500", "-port-natt", "15501", "-remote-port-ike", "15500", "-remote-port-natt", "15501", "-dpd", "0"}
 	errs := make(chan error, 2)
 	go func() {
-		errs <- run(ctx, append([]string{"-local", "127.0.0.2", "-remote", "127.0.0.1", "-local-id", "b", "-remote-id", "a"}, common...), outB, &bytes.Buffer{})
+		errs <- run(ctx, append([]string{"-local", "127.0.0.2", "-remote", "127.0.0.1", "-local-id", "b", "-remote-id", "a"}, common...), nil, outB, &bytes.Buffer{})
 	}()
 	time.Sleep(100 * time.Millisecond)
 	go func() {
-		errs <- run(ctx, append([]string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-local-id", "a", "-remote-id", "b", "-initiate"}, common...), outA, &bytes.Buffer{})
+		errs <- run(ctx, append([]string{"-local", "127.0.0.1", "-remote", "127.0.0.2", "-local-id", "a", "-remote-id", "b", "-initiate"}, common...), nil, outA, &bytes.Buffer{})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for (!strings.Contains(outA.String(), "established") || !strings.Contains(outB.String(), "established")) && time.Now().Before(deadline) {
