@@ -23,7 +23,13 @@ const (
 	DefaultChildLifetime = time.Hour
 	DefaultDPDInterval   = 30 * time.Second
 	DefaultHalfOpenLimit = 32
-	DefaultFragmentSize  = 1280
+	// DefaultHalfOpenMax and DefaultHalfOpenMaxPerAddr cap the responder
+	// IKE SAs waiting for IKE_AUTH: over all peers, and per source
+	// address (one peer per address). A legitimate peer has one, two
+	// when an attempt of its crosses a retry.
+	DefaultHalfOpenMax        = 256
+	DefaultHalfOpenMaxPerAddr = 4
+	DefaultFragmentSize       = 1280
 
 	// DefaultIKEProposal is what OVS configures for strongSwan and
 	// Libreswan (aes256gcm16-sha256-modp2048) with Curve25519 added in
@@ -54,10 +60,18 @@ type Config struct {
 	Clock Clock
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// HalfOpenLimit is how many responder IKE SAs may wait for IKE_AUTH
-	// before new IKE_SA_INIT requests must carry a COOKIE (RFC 7296 §2.6).
-	// 0 means DefaultHalfOpenLimit; -1 demands cookies always.
+	// HalfOpenLimit is how many responder IKE SAs (IKE_SA_INIT answered,
+	// IKE_AUTH not done) may exist over all peers before new IKE_SA_INIT
+	// requests must carry a COOKIE (RFC 7296 §2.6). A source address that
+	// already has one must always show a cookie for another. 0 means
+	// DefaultHalfOpenLimit; -1 demands cookies always.
 	HalfOpenLimit int
+	// HalfOpenMax and HalfOpenMaxPerAddr are hard caps on those SAs, over
+	// all peers and per source address: beyond them IKE_SA_INIT requests
+	// are dropped (after the cookie check) and counted in
+	// Stats.HalfOpenFull. 0 (or less) means DefaultHalfOpenMax and
+	// DefaultHalfOpenMaxPerAddr.
+	HalfOpenMax, HalfOpenMaxPerAddr int
 	// OnESP, if set, receives ESP-in-UDP datagrams that arrive on the NAT-T
 	// port (the buffer is reused after the call returns).
 	OnESP func(b []byte, from netip.AddrPort)

@@ -23,7 +23,7 @@
 // engine lock held.
 //
 // The stages, one file each: init.go (IKE_SA_INIT, NAT detection, cookies,
-// INVALID_KE_PAYLOAD, key derivation), auth.go (IKE_AUTH with PSK or
+// half-open caps, INVALID_KE_PAYLOAD, key derivation), auth.go (IKE_AUTH with PSK or
 // certificates, AUTH methods 1, 2, 9-11 and 14), child.go (Child SA
 // proposals, traffic selector narrowing, transport mode, KEYMAT),
 // create.go (CREATE_CHILD_SA: new children, child and IKE SA rekeying,
@@ -39,8 +39,27 @@
 // When a peer is not up, PeerStatus.Reason says why in words, e.g. "peer
 // silent: no answer to IKE_SA_INIT after 5 tries", "AUTHENTICATION_FAILED
 // from peer", "peer ID "x" does not match expected y", "certificate not
-// signed by the configured CA: ...", "NO_PROPOSAL_CHOSEN from peer in
-// IKE_SA_INIT", "peer dead: no answer to liveness check after 5 tries".
+// signed by the configured CA: ...", "peer certificate CN "x" is not the
+// expected remote name "y"" (CA-signed mode requires CN = SAN DNS = remote
+// name), "peer certificate "y" is not usable for IKE: its extendedKeyUsage
+// ...", "NO_PROPOSAL_CHOSEN from peer in IKE_SA_INIT", "peer dead: no
+// answer to liveness check after 5 tries".
+//
+// # Denial of service
+//
+// IKE_SA_INIT requests are taken only from configured peer addresses. A
+// responder IKE SA waiting for IKE_AUTH ("half-open") is capped over all
+// peers and per address (Config.HalfOpenMax, HalfOpenMaxPerAddr); past
+// the caps requests are dropped and counted (Stats.HalfOpenFull). Above
+// Config.HalfOpenLimit half-open SAs, and from an address that already
+// has one, requests must carry a COOKIE (RFC 7296 §2.6, cookie.go: a
+// versioned SHA-256 over Ni, IPi, SPIi and a secret that changes every
+// minute on the engine's clock), checked before any Diffie-Hellman work.
+// A request with the SPIi of an SA of the peer never makes another SA: it
+// is answered with the stored response if it is a retransmission from
+// where the first came, else dropped (Stats.InitReplays). Retransmitted
+// requests on any SA are answered only to the address and port the SA is
+// bound to (Stats.StrayRetransmits).
 //
 // # Limits
 //

@@ -34,9 +34,9 @@ type Engine struct {
 	sas    sync.Map // message.SPI (ours) -> *ikeSA
 	espIn  sync.Map // esp.SPI (ours, inbound) -> struct{}
 
-	halfOpen atomic.Int64
-	sendBufs sync.Pool // *[]byte: IKE messages behind the non-ESP marker
-	cookie   cookieSecret
+	halfOpen atomic.Int64 // responder SAs waiting for IKE_AUTH (see reserveHalfOpen)
+	sendBufs sync.Pool    // *[]byte: IKE messages behind the non-ESP marker
+	cookies  cookieJar
 	events   eventQueue
 	stats    Stats
 	closed   atomic.Bool
@@ -45,18 +45,30 @@ type Engine struct {
 // Stats counts what the engine dropped or did; read with Snapshot.
 type Stats struct {
 	Received, Sent, Dropped, DecodeErrors, AuthErrors, UnknownSPI, Retransmits, CookiesSent atomic.Uint64
+	// HalfOpenFull: IKE_SA_INIT requests dropped because the half-open
+	// SAs reached Config.HalfOpenMax or Config.HalfOpenMaxPerAddr.
+	HalfOpenFull atomic.Uint64
+	// InitReplays: IKE_SA_INIT requests dropped because an SA of the peer
+	// already has their SPIi but they are not a retransmission of its
+	// request (a replay, possibly altered).
+	InitReplays atomic.Uint64
+	// StrayRetransmits: retransmitted requests not answered because they
+	// came from an address or port other than the SA's.
+	StrayRetransmits atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats.
 type StatsSnapshot struct {
 	Received, Sent, Dropped, DecodeErrors, AuthErrors, UnknownSPI, Retransmits, CookiesSent uint64
+	HalfOpenFull, InitReplays, StrayRetransmits                                             uint64
 }
 
 // Stats returns the current counters.
 func (e *Engine) Stats() StatsSnapshot {
 	s := &e.stats
 	return StatsSnapshot{s.Received.Load(), s.Sent.Load(), s.Dropped.Load(), s.DecodeErrors.Load(),
-		s.AuthErrors.Load(), s.UnknownSPI.Load(), s.Retransmits.Load(), s.CookiesSent.Load()}
+		s.AuthErrors.Load(), s.UnknownSPI.Load(), s.Retransmits.Load(), s.CookiesSent.Load(),
+		s.HalfOpenFull.Load(), s.InitReplays.Load(), s.StrayRetransmits.Load()}
 }
 
 // New binds the sockets. Call Run to process packets.
@@ -80,8 +92,14 @@ func New(cfg Config) (*Engine, error) {
 	if e.cfg.HalfOpenLimit == 0 {
 		e.cfg.HalfOpenLimit = DefaultHalfOpenLimit
 	}
-	if _, err := io.ReadFull(e.rand, e.cookie.secret[:]); err != nil {
-		return nil, fmt.Errorf("ike: read random cookie secret: %w", err)
+	if e.cfg.HalfOpenMax <= 0 {
+		e.cfg.HalfOpenMax = DefaultHalfOpenMax
+	}
+	if e.cfg.HalfOpenMaxPerAddr <= 0 {
+		e.cfg.HalfOpenMaxPerAddr = DefaultHalfOpenMaxPerAddr
+	}
+	if err := e.cookies.init(e.rand, e.clock.Now()); err != nil {
+		return nil, err
 	}
 	e.events.init()
 	if cfg.Conn != nil {

@@ -6,11 +6,8 @@ package ike
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/ike/message"
@@ -264,23 +261,62 @@ func (c *peerConfig) offersDH(g message.DHGroup) bool {
 	return false
 }
 
-// cookieSecret makes stateless cookies: HMAC-SHA256(secret, Ni | IPi |
-// SPIi), RFC 7296 §2.6 (version-less; the secret lives as long as the
-// engine).
-type cookieSecret struct {
-	secret [32]byte
+// reserveHalfOpen takes a half-open slot for a new responder SA of p, if
+// neither cap is reached (p.mu held). The global count is taken with a
+// compare-and-swap: both reader goroutines create SAs, and the cap is hard.
+func (e *Engine) reserveHalfOpen(p *peer) bool {
+	if p.halfOpen >= e.cfg.HalfOpenMaxPerAddr {
+		return false
+	}
+	for {
+		n := e.halfOpen.Load()
+		if n >= int64(e.cfg.HalfOpenMax) {
+			return false
+		}
+		if e.halfOpen.CompareAndSwap(n, n+1) {
+			p.halfOpen++
+			return true
+		}
+	}
 }
 
-func (c *cookieSecret) make(ni []byte, from netip.Addr, spii message.SPI) []byte {
-	m := hmac.New(sha256.New, c.secret[:])
-	m.Write(ni)
-	a := from.As16()
-	m.Write(a[:])
-	m.Write(spii[:])
-	return m.Sum(nil)
+// leaveHalfOpen gives the SA's half-open slot back (p.mu held).
+func (sa *ikeSA) leaveHalfOpen() {
+	if !sa.halfOpen {
+		return
+	}
+	sa.halfOpen = false
+	sa.p.halfOpen--
+	sa.p.e.halfOpen.Add(-1)
 }
 
-// handleInitRequest answers an IKE_SA_INIT request (responder).
+// wantCookie reports whether a new IKE_SA_INIT request from p's address
+// must carry a valid COOKIE: above the global threshold, and always when
+// the address already has a half-open SA, so that a sender that cannot
+// receive at the address it claims holds at most one slot of it.
+func (e *Engine) wantCookie(p *peer) bool {
+	limit := int64(e.cfg.HalfOpenLimit)
+	return limit < 0 || e.halfOpen.Load() >= limit || p.halfOpen > 0
+}
+
+// responderSA returns p's responder SA with initiator SPI spii, if any
+// (p.mu held).
+func (p *peer) responderSA(spii message.SPI) *ikeSA {
+	if o := p.ike; o != nil && !o.initiator && o.spiI == spii && o.state != stateDead {
+		return o
+	}
+	for _, o := range p.others {
+		if !o.initiator && o.spiI == spii && o.state != stateDead {
+			return o
+		}
+	}
+	return nil
+}
+
+// handleInitRequest answers an IKE_SA_INIT request (responder). In order:
+// retransmissions and replays of a request that made an SA get nothing
+// new; then the cookie check (RFC 7296 §2.6); then proposal selection;
+// then the half-open caps; only then an SA and the Diffie-Hellman work.
 func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from netip.AddrPort) {
 	v, ok := e.byAddr.Load(from.Addr())
 	if !ok {
@@ -299,15 +335,22 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 	if p.removed {
 		return
 	}
-	// A retransmitted request: answer with the same response.
-	resent := func(o *ikeSA) bool {
-		if o == nil || o.initiator || o.spiI != h.SPIi || o.state != stateInitDone || !bytes.Equal(o.initReq, b) {
-			return false
+	// The peer (its address) already has an SA with this SPIi: this is
+	// a retransmission (RFC 7296 §2.1), answered with the stored response
+	// if it is the same request from where the first one came, or a
+	// replay, possibly altered (the cookie covers only Ni, IPi and SPIi),
+	// which must not make a second SA.
+	if o := p.responderSA(h.SPIi); o != nil {
+		switch {
+		case o.state != stateInitDone || !bytes.Equal(o.initReq, b):
+			e.stats.InitReplays.Add(1)
+			o.log().Debug("ike: drop IKE_SA_INIT replay", "from", from)
+		case port != o.port || from != o.remote:
+			e.stats.StrayRetransmits.Add(1)
+			o.log().Debug("ike: drop retransmitted IKE_SA_INIT from elsewhere", "from", from, "bound", o.remote)
+		default:
+			e.send(o.port, o.initRsp, o.remote)
 		}
-		e.send(port, o.initRsp, from)
-		return true
-	}
-	if resent(p.ike) || slices.ContainsFunc(p.others, resent) {
 		return
 	}
 	stateless := func(ps ...message.Payload) {
@@ -319,17 +362,21 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 	nonce, _ := m.Find(message.PayloadNonce).(*message.Nonce)
 	saP, _ := m.Find(message.PayloadSA).(*message.SA)
 	ke, _ := m.Find(message.PayloadKE).(*message.KE)
-	if nonce == nil || saP == nil || ke == nil || len(nonce.Data) < 16 || len(nonce.Data) > 256 {
+	if nonce == nil || saP == nil || ke == nil || checkNonce(nonce.Data) != nil {
 		e.stats.DecodeErrors.Add(1)
 		return
 	}
-	limit := int64(e.cfg.HalfOpenLimit)
-	if limit < 0 || e.halfOpen.Load() >= limit {
-		want := e.cookie.make(nonce.Data, from.Addr(), h.SPIi)
+	if e.wantCookie(p) {
+		now := e.clock.Now()
 		got := message.Notifies(m.Payloads, message.COOKIE)
-		if len(got) == 0 || !hmac.Equal(got[0].Data, want) {
+		if len(got) == 0 || !e.cookies.valid(now, got[0].Data, nonce.Data, from.Addr(), h.SPIi) {
+			c, err := e.cookies.make(now, nonce.Data, from.Addr(), h.SPIi)
+			if err != nil {
+				e.log.Warn("ike: cannot make a cookie", "err", err)
+				return
+			}
 			e.stats.CookiesSent.Add(1)
-			stateless(notify(message.COOKIE, want))
+			stateless(notify(message.COOKIE, c))
 			return
 		}
 	}
@@ -343,17 +390,29 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 		stateless(notify(message.INVALID_KE_PAYLOAD, message.InvalidKEData(chosen.DH)))
 		return
 	}
-	sa, err := p.newSA(false)
-	if err != nil {
+	if err := checkNonce(nonce.Data, chosen.PRF); err != nil {
+		e.stats.DecodeErrors.Add(1)
+		e.log.Debug("ike: drop IKE_SA_INIT", "peer", p.cfg.Name, "err", err)
 		return
 	}
+	if !e.reserveHalfOpen(p) {
+		e.stats.HalfOpenFull.Add(1)
+		e.log.Debug("ike: drop IKE_SA_INIT: too many half-open IKE SAs", "peer", p.cfg.Name, "from", from,
+			"peer_half_open", p.halfOpen, "half_open", e.halfOpen.Load())
+		return
+	}
+	sa, err := p.newSA(false)
+	if err != nil {
+		p.halfOpen--
+		e.halfOpen.Add(-1)
+		return
+	}
+	sa.halfOpen = true
 	sa.spiI = h.SPIi
 	sa.state = stateInitDone
 	sa.port = port
 	sa.remote = from
 	sa.initReq = append([]byte(nil), b...)
-	sa.halfOpen = true
-	e.halfOpen.Add(1)
 	fail := func(reason string) {
 		p.reason = reason
 		sa.destroy()

@@ -32,6 +32,7 @@ type peer struct {
 	retry    Timer
 	attempts int
 	rekeys   int
+	halfOpen int           // of its SAs, how many are responder SAs waiting for IKE_AUTH
 	psk      suite.Key     // suite.PSKKey of the PSK for pskPRF, made once
 	pskPRF   message.PRFID // (the peer's SAs may negotiate another PRF)
 }
@@ -144,10 +145,7 @@ func (sa *ikeSA) destroy() {
 		return
 	}
 	p := sa.p
-	if sa.halfOpen {
-		sa.halfOpen = false
-		p.e.halfOpen.Add(-1)
-	}
+	sa.leaveHalfOpen()
 	sa.state = stateDead
 	// Every timer holds the SA: one left running would keep a dead SA (and
 	// its keys and children) in memory until it fires, hours later for the
@@ -239,10 +237,7 @@ func (sa *ikeSA) setEstablished() {
 	sa.state = stateEstablished
 	sa.established = now
 	sa.lastRecv = now
-	if sa.halfOpen {
-		sa.halfOpen = false
-		p.e.halfOpen.Add(-1)
-	}
+	sa.leaveHalfOpen()
 	if sa.halfTimer != nil {
 		sa.halfTimer.Stop()
 	}

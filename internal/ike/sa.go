@@ -317,8 +317,17 @@ func (sa *ikeSA) receive(port Port, b []byte, h message.Header, from netip.AddrP
 		return
 	}
 	if sa.haveResp && h.MessageID == sa.lastRespID {
-		// Retransmission of the request we answered last (RFC 7296 §2.1);
-		// authenticate it before answering.
+		// Retransmission of the request we answered last (RFC 7296 §2.1).
+		// The answer goes only where the SA is bound (the peer's address
+		// and port as the last new request showed them, NAT mapping
+		// included): anyone can capture a request and replay it from
+		// elsewhere to have us send datagrams there.
+		if port != sa.port || from != sa.remote {
+			e.stats.StrayRetransmits.Add(1)
+			sa.log().Debug("ike: drop retransmitted request from elsewhere", "from", from, "bound", sa.remote)
+			return
+		}
+		// Authenticate it before answering.
 		if isFragment(m) {
 			f, err := m.OpenFragment(sa.in)
 			if err != nil {
@@ -333,7 +342,7 @@ func (sa *ikeSA) receive(port Port, b []byte, h message.Header, from netip.AddrP
 			return
 		}
 		for _, pkt := range sa.lastResp {
-			e.send(sa.respPort, pkt, from)
+			e.send(sa.respPort, pkt, sa.remote)
 		}
 		return
 	}
