@@ -23,6 +23,15 @@ import (
 // to (without the non-ESP marker).
 func lastRequest(t *testing.T, w *fakeWorld, exch message.ExchangeType, from, to netip.Addr) []byte {
 	t.Helper()
+	out := lastRequestOrNil(w, exch, from, to)
+	if out == nil {
+		t.Fatalf("no %s request from %v to %v captured", exch, from, to)
+	}
+	return out
+}
+
+// lastRequestOrNil is lastRequest without the failure.
+func lastRequestOrNil(w *fakeWorld, exch message.ExchangeType, from, to netip.Addr) []byte {
 	var out []byte
 	for _, p := range w.net.packets() {
 		b := p.b
@@ -37,10 +46,35 @@ func lastRequest(t *testing.T, w *fakeWorld, exch message.ExchangeType, from, to
 			out = b
 		}
 	}
-	if out == nil {
-		t.Fatalf("no %s request from %v to %v captured", exch, from, to)
-	}
 	return out
+}
+
+// waitAnswered waits until b has answered req (a response with its
+// exchange and message ID went back to where req came from).
+func waitAnswered(t *testing.T, w *fakeWorld, req []byte) {
+	t.Helper()
+	rh, err := message.ParseHeader(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range w.net.packets() {
+			b := p.b
+			if p.from.Port() == 4500 {
+				var ok bool
+				if b, ok = message.StripNonESPMarker(b); !ok {
+					continue
+				}
+			}
+			h, err := message.ParseHeader(b)
+			if err == nil && p.from.Addr() == w.b.ip && h.IsResponse() && h.Exchange == rh.Exchange && h.MessageID == rh.MessageID && h.SPIi == rh.SPIi {
+				return
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("b did not answer the %s request %d", rh.Exchange, rh.MessageID)
 }
 
 // sentTo returns the datagrams sent to dst after the first n packets.
@@ -97,8 +131,17 @@ func TestRetransmitOnlyToBoundAddress(t *testing.T) {
 		if err := step.do(); err != nil {
 			t.Fatal(err)
 		}
-		settle()
-		req := lastRequest(t, w, step.exch, w.a.ip, w.b.ip)
+		var req []byte
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+			if req = lastRequestOrNil(w, step.exch, w.a.ip, w.b.ip); req != nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if req == nil {
+			t.Fatalf("no %s request from a captured", step.exch)
+		}
+		waitAnswered(t, w, req)
+		settle() // a takes the answer (and the rekey its Delete, held back)
 		n := len(w.net.packets())
 		for _, from := range strangers {
 			inject(w.b.e, req, from)
@@ -138,11 +181,17 @@ func TestInitRetransmitOnlyToBoundAddress(t *testing.T) {
 		return err != nil || h.Exchange == message.IKE_SA_INIT
 	})
 	w.add(fakePeer(w.a, w.b, true), fakePeer(w.b, w.a, false))
-	settle()
+	var req []byte
+	for deadline := time.Now().Add(5 * time.Second); req == nil && time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		req = lastRequestOrNil(w, message.IKE_SA_INIT, w.a.ip, w.b.ip)
+	}
+	if req == nil {
+		t.Fatal("a sent no IKE_SA_INIT")
+	}
+	waitAnswered(t, w, req)
 	if n := w.b.e.halfOpen.Load(); n != 1 {
 		t.Fatalf("%d half-open SAs, want 1", n)
 	}
-	req := lastRequest(t, w, message.IKE_SA_INIT, w.a.ip, w.b.ip)
 	var first []byte
 	for _, p := range w.net.packets() {
 		if h, err := message.ParseHeader(p.b); err == nil && h.Exchange == message.IKE_SA_INIT && h.IsResponse() {
