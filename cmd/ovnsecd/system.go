@@ -48,6 +48,8 @@ type system struct {
 
 	exitOnce sync.Once
 	exitCh   chan exitRequest
+	// fed is closed once the reconciler has the first desired tunnel set.
+	fed chan struct{}
 }
 
 // exitRequest is an "exit" command: cleanup removes every connection first.
@@ -57,7 +59,7 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	if err := validateBackend(c); err != nil {
 		return nil, err
 	}
-	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1)}
+	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1), fed: make(chan struct{})}
 	be, err := newBackend(ctx, c, log)
 	if err != nil {
 		return nil, err
@@ -213,7 +215,20 @@ func (s *system) run(ctx context.Context) error {
 	if s.follower != nil {
 		start("ovnsb", s.follower.Run)
 	}
-	start("reconcile", s.rec.Run)
+	start("reconcile", func(ctx context.Context) error {
+		// No pass before the first snapshot has been turned into the
+		// desired tunnels: a pass on an empty set would tell the backend
+		// that nothing requires IPsec, lifting the drop rules the previous
+		// run left on br-phy (a kill -9 and restart let plaintext through
+		// for ~50 ms that way) and removing what --no-restart-ike-daemon
+		// keeps.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.fed:
+		}
+		return s.rec.Run(ctx)
+	})
 	start("tunnels", s.feed)
 	start("memory", func(ctx context.Context) error { return returnMemory(ctx, memoryCheckInterval, idleHeapLimit) })
 
@@ -271,6 +286,7 @@ func (s *system) feed(ctx context.Context) error {
 	have := false
 	var sb ovnsb.State
 	req := requirement{}
+	fed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -302,6 +318,10 @@ func (s *system) feed(ctx context.Context) error {
 		tunnels, events := s.table.Update(last)
 		tunnel.Log(ctx, s.log, events)
 		s.rec.SetDesired(tunnels)
+		if !fed {
+			fed = true
+			close(s.fed)
+		}
 	}
 }
 
