@@ -567,3 +567,113 @@ func leakCapturePcap(ctx context.Context, ns, iface, filter, file string, trigge
 		return fmt.Errorf("tcpdump %s in %s caught no packet matching %q", iface, ns, filter)
 	}
 }
+
+// leakTunnelPorts lists the geneve Interfaces of the OVS database db with
+// their options (demoEnv.tunnels without a testing.T, for retried checks).
+func leakTunnelPorts(db string) ([]demoTunnelPort, error) {
+	out, err := demoRun(15*time.Second, "ovs-vsctl", "--timeout=10", "--db="+db, "--bare",
+		"--columns=name,options", "find", "Interface", "type=geneve")
+	if err != nil {
+		return nil, err
+	}
+	var ports []demoTunnelPort
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for k := 0; k+1 < len(lines); k++ {
+		name := strings.TrimSpace(lines[k])
+		if name == "" {
+			continue
+		}
+		p := demoTunnelPort{name: name, options: map[string]string{}}
+		for _, m := range demoOptRE.FindAllStringSubmatch(lines[k+1], -1) {
+			p.options[m[1]] = strings.Trim(m[2], `"`)
+		}
+		ports = append(ports, p)
+		k++
+	}
+	return ports, nil
+}
+
+// leakWait retries check every 200 ms until it returns nil or timeout
+// passes, and returns its last error (demoEventually without failing).
+func leakWait(timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// pauseOVNControllers stops (SIGSTOP) ovn-controller on every chassis and
+// returns the function that resumes them; they are resumed at the end of
+// the test in any case.
+func (l *leakEnv) pauseOVNControllers(t *testing.T) (resume func()) {
+	t.Helper()
+	var pids []int
+	for i := range l.chassis {
+		c := l.proc(t, i, "ovn-controller")
+		if err := syscall.Kill(c.pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, c.pid)
+	}
+	resume = func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	return resume
+}
+
+// leakSBCause is how tunnels/show names SB_Global as the reason a tunnel
+// without IPsec options is INVALID.
+const leakSBCause = "IPsec is required on this host (OVN SB_Global ipsec=true)"
+
+// allBlockedBySB checks that every chassis lists each of its tunnels as
+// INVALID because SB_Global requires IPsec, with the backend reporting its
+// packets blocked.
+func (l *leakEnv) allBlockedBySB() error {
+	for i, ch := range l.chassis {
+		shown, _, err := l.show(i)
+		if err != nil {
+			return err
+		}
+		if len(shown) != len(l.chassis)-1 {
+			return fmt.Errorf("%s lists %d tunnels", ch, len(shown))
+		}
+		for _, s := range shown {
+			if !strings.Contains(s.header, "(INVALID: "+leakSBCause) {
+				return fmt.Errorf("%s %s", ch, s.header)
+			}
+			if !strings.Contains(s.status, "blocked:") {
+				return fmt.Errorf("%s %s: Status %q (not blocked yet)", ch, s.header, s.status)
+			}
+		}
+	}
+	return nil
+}
+
+// revalidatorWait waits until every chassis' ovs-vswitchd has revalidated
+// its datapath flows against the current OpenFlow tables.
+func (l *leakEnv) revalidatorWait(t *testing.T) {
+	t.Helper()
+	for i := range l.chassis {
+		if _, err := demoRun(15*time.Second, "ovs-appctl", "--timeout=10", "-t",
+			filepath.Join(l.rundir(i), "ovs-vswitchd.ctl"), "revalidator/wait"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tunnelsAll lists the tunnel ports of every chassis.
+func (l *leakEnv) tunnelsAll(t *testing.T) []demoTunnelPort {
+	t.Helper()
+	var all []demoTunnelPort
+	for i := range l.chassis {
+		all = append(all, l.tunnels(t, i)...)
+	}
+	return all
+}

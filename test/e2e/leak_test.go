@@ -1,11 +1,13 @@
 // Leak tests: the security promise of ipsec=true under stress. One demo
 // cluster (scripts/demo.sh, native backend) and one underlay capture for
 // the whole test; every phase requires zero plaintext Geneve (and zero
-// other non-ESP, non-IKE packets) between the chassis once every tunnel
-// carries remote_name: the ipsec=true switch-over, kill -9 of ovnsecd and
-// its restart, an ovs-vswitchd restart, forged plaintext Geneve, Child and
-// IKE SA rekeys under 10 ms pings with short lifetimes, and the peer's
-// ovnsecd stopped past the Child SA's hard lifetime.
+// other non-ESP, non-IKE packets) between the chassis once ovnsecd has
+// learnt ipsec=true from OVN's SB_Global: the ipsec=true switch-over (with
+// ovn-controller lagging, so that no tunnel port has IPsec options yet),
+// kill -9 of ovnsecd and its restart, an ovs-vswitchd restart, forged
+// plaintext Geneve, Child and IKE SA rekeys under 10 ms pings with short
+// lifetimes, and the peer's ovnsecd stopped past the Child SA's hard
+// lifetime. After ipsec=false, plaintext Geneve flows again.
 //
 // The tests of this package that use the demo cluster (its ovd-* names are
 // fixed) never call t.Parallel, so they run one after the other; the
@@ -201,12 +203,24 @@ func TestLeak(t *testing.T) {
 	t.Run("rekey-and-peer-stopped", l.rekeys)
 	end := time.Now()
 	l.noLeak(t, "whole test after the switch-over", l.afterSwitch, end)
+	t.Run("switch-back", l.switchBack)
 	t.Run("switch-over-required", l.requiredSwitchOver)
 	t.Logf("leak test: %.1f s in all", time.Since(start).Seconds())
 }
 
-// switchOver: plaintext is expected before ipsec=true; none once every
-// tunnel port has remote_name, with pings at 10 ms on every pair.
+// switchOver: ipsec=true with the default ovnsecd (no --require-ipsec),
+// 10 ms pings on every VM pair. ovn-controller is paused on every chassis
+// before ipsec=true reaches the Southbound, so no tunnel port gets IPsec
+// options until ovnsecd has reacted: the order of events is fixed (the two
+// daemons otherwise race to react to the same Southbound update, which
+// would make the result depend on the machine's speed), and it is the
+// order in which a lagging ovn-controller (a busy chassis, a big cluster)
+// puts them anyway. ovnsecd must learn ipsec=true from SB_Global itself and
+// drop every tunnel's packets; from then on, through ovn-controller
+// writing remote_name into every port, until every tunnel is up and
+// carries the pings, the underlay must show no plaintext at all. Only
+// before ovnsecd's drop rules are in place (its reaction to the Southbound
+// update) is plaintext expected; it is counted and logged.
 func (l *leakEnv) switchOver(t *testing.T) {
 	l.pingAll(t)
 	l.captureForged(t)
@@ -219,54 +233,111 @@ func (l *leakEnv) switchOver(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
+	resume := l.pauseOVNControllers(t)
 	set := time.Now()
-	l.nbctl(t, "set", "nb_global", ".", "ipsec=true")
+	l.nbctl(t, "--wait=sb", "set", "nb_global", ".", "ipsec=true")
+	sbSet := time.Now() // SB_Global ipsec=true by now (ovn-northd has committed it)
+	t.Logf("SB_Global ipsec=true %.2f s after ovn-nbctl set nb_global . ipsec=true (ovn-controller paused on every chassis)", sbSet.Sub(set).Seconds())
+
+	// Every tunnel listed INVALID for want of IPsec options, IPsec being
+	// required by SB_Global, and its packets blocked by the backend.
+	if err := leakWait(30*time.Second, l.allBlockedBySB); err != nil {
+		t.Errorf("ovnsecd did not block every tunnel within 30 s of SB_Global ipsec=true while the ports had no IPsec options yet: %v", err)
+	} else {
+		t.Logf("every tunnel blocked by ovnsecd at most %.2f s after SB_Global ipsec=true", time.Since(sbSet).Seconds())
+	}
+	// Datapath flows cached from before the drop rules are revalidated
+	// away: from here on every tunnel packet meets the new rules.
+	l.revalidatorWait(t)
+	blocked := time.Now()
+	for _, p := range l.tunnelsAll(t) {
+		if p.options["remote_name"] != "" {
+			t.Errorf("%s already has remote_name although ovn-controller is paused: the test order is broken", p.name)
+		}
+	}
+	time.Sleep(2 * time.Second) // the pings run against the blocked tunnels
+	resumed := time.Now()
+	resume()
+
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := l.remoteNames(t); err == nil {
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatalf("remote_name not on every tunnel port 30 s after ipsec=true: %v", err)
+			t.Fatalf("remote_name not on every tunnel port 30 s after ovn-controller resumed: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	l.protected = time.Now()
-	t.Logf("every tunnel port has remote_name %.2f s after ipsec=true", l.protected.Sub(set).Seconds())
+	t.Logf("every tunnel port has remote_name %.2f s after ovn-controller resumed", l.protected.Sub(resumed).Seconds())
 	demoEventually(t, 60*time.Second, "every tunnel up", l.allUp)
 	up := time.Now()
-	// Keep the pings going for 2 s after everything is up and past the
-	// reaction window (below) by as much, so that the window check covers
-	// traffic.
-	time.Sleep(max(2*time.Second, time.Until(l.protected.Add(switchWindow+2*time.Second))))
+	time.Sleep(2 * time.Second)
 	for _, p := range pings {
 		r := p.stop()
-		t.Logf("%s across the switch-over: %v", p.what, r)
+		t.Logf("%s across the switch-over: %v; %d replies before the drop rules, %d while blocked, %d after every tunnel was up",
+			p.what, r, len(r.replies)-r.repliesAfter(blocked), r.repliesAfter(blocked)-r.repliesAfter(resumed), r.repliesAfter(up))
+		// A reply within the first second after the drop rules can only
+		// answer a request that crossed before them (the capture below
+		// checks that nothing crossed after them).
+		if n := r.repliesAfter(blocked.Add(time.Second)) - r.repliesAfter(resumed); n > 0 {
+			t.Errorf("%s: %d replies while every tunnel was blocked and had no IPsec options", p.what, n)
+		}
 		if r.repliesAfter(up) == 0 {
 			t.Errorf("%s: no reply after every tunnel was up", p.what)
 		}
 	}
 	l.cap.flush()
-	before := leakPlaintext(l.cap.between(set, l.protected))
-	t.Logf("plaintext between ipsec=true and remote_name on every port (expected, not yet protected): %d packets", len(before))
+	before := leakPlaintext(l.cap.between(sbSet, blocked))
+	t.Logf("plaintext between SB_Global ipsec=true and ovnsecd's drop rules on every chassis (ovnsecd's reaction, not yet protected): %d packets", len(before))
 	l.ready = true
 	end := time.Now()
-	if leaks := l.leaks(l.protected, end); len(leaks) > 0 {
-		last := map[string]time.Duration{}
-		for _, p := range leaks {
-			last[p.src] = p.at.Sub(l.protected)
-		}
-		t.Logf("switch-over: last plaintext packet per sender, after every port had remote_name: %v", last)
-	}
-	// Without --require-ipsec, ovnsecd can only protect a tunnel after
-	// ovn-controller has written remote_name into OVSDB; vswitchd keeps
-	// sending meanwhile. That reaction window (database update, tunnel
-	// stage, one br-phy table replace for all tunnels) is measured and
-	// logged above: 55 ms to 1.4 s in our runs, longer the busier the machine.
-	// Upstream has the same window. The switch-over-required subtest shows
-	// that --require-ipsec closes it; here, plaintext that goes on for
-	// seconds would mean a tunnel was never protected.
-	l.noLeak(t, "switch-over (after the reaction window)", l.protected.Add(switchWindow), end)
+	l.noLeak(t, "switch-over, from ovnsecd's drop rules through remote_name until every tunnel is up", blocked, end)
+	l.noLeak(t, "switch-over, after remote_name on every port (no reaction window)", l.protected, end)
 	l.afterSwitch = end
+}
+
+// switchBack: ipsec=false. ovnsecd follows SB_Global back to false and
+// ovn-controller takes the IPsec options away: ovnsecd lists no tunnel, the
+// chassis send plaintext Geneve again (what OVN was told to do), and every
+// VM pair reaches the other.
+func (l *leakEnv) switchBack(t *testing.T) {
+	l.nbctl(t, "--wait=sb", "set", "nb_global", ".", "ipsec=false")
+	demoEventually(t, 30*time.Second, "ipsec=false on every chassis", l.ipsecOffEverywhere)
+	from := time.Now()
+	p := startLeakPing(t, l.vmNS[0], l.vmIPs[1], "vm1->vm2")
+	l.pingAll(t)
+	time.Sleep(time.Second)
+	r := p.stop()
+	l.cap.flush()
+	c := leakCount(l.cap.between(from, time.Now()))
+	t.Logf("after ipsec=false: underlay geneve %d, esp %d; vm1->vm2 %v", c["geneve"], c["esp"], r)
+	if c["geneve"] == 0 {
+		t.Errorf("no plaintext Geneve between the chassis after ipsec=false: the tunnels carry nothing")
+	}
+	if r.received == 0 {
+		t.Errorf("vm1->vm2 after ipsec=false: no reply: %v", r)
+	}
+}
+
+// ipsecOffEverywhere checks that no tunnel port has remote_name and that no
+// ovnsecd lists a tunnel.
+func (l *leakEnv) ipsecOffEverywhere() error {
+	for i, ch := range l.chassis {
+		ports, err := leakTunnelPorts(l.ovsDBs[i])
+		if err != nil {
+			return err
+		}
+		for _, p := range ports {
+			if _, ok := p.options["remote_name"]; ok {
+				return fmt.Errorf("%s %s still has remote_name", ch, p.name)
+			}
+		}
+		if shown, _, err := l.show(i); err != nil || len(shown) != 0 {
+			return fmt.Errorf("%s: tunnels/show lists %d tunnels (%v)", ch, len(shown), err)
+		}
+	}
+	return nil
 }
 
 // requiredSwitchOver: with ovnsecd --require-ipsec on every chassis the
@@ -277,19 +348,7 @@ func (l *leakEnv) switchOver(t *testing.T) {
 // carries the pings, the underlay must show no plaintext Geneve.
 func (l *leakEnv) requiredSwitchOver(t *testing.T) {
 	l.nbctl(t, "set", "nb_global", ".", "ipsec=false")
-	demoEventually(t, 30*time.Second, "ipsec=false on every chassis", func() error {
-		for i, ch := range l.chassis {
-			for _, p := range l.tunnels(t, i) {
-				if _, ok := p.options["remote_name"]; ok {
-					return fmt.Errorf("%s %s still has remote_name", ch, p.name)
-				}
-			}
-			if shown, _, err := l.show(i); err != nil || len(shown) != 0 {
-				return fmt.Errorf("%s: tunnels/show lists %d tunnels (%v)", ch, len(shown), err)
-			}
-		}
-		return nil
-	})
+	demoEventually(t, 30*time.Second, "ipsec=false on every chassis", l.ipsecOffEverywhere)
 	l.pingAll(t)
 	for i := range l.chassis {
 		p := l.proc(t, i, "ovnsecd")
@@ -347,10 +406,6 @@ func (l *leakEnv) requiredSwitchOver(t *testing.T) {
 	}
 	l.noLeak(t, "switch-over with --require-ipsec (no window)", required, time.Now())
 }
-
-// switchWindow bounds how long plaintext may follow remote_name on every
-// port without --require-ipsec (see switchOver).
-const switchWindow = 3 * time.Second
 
 // remoteNames checks remote_name on every tunnel port.
 func (l *leakEnv) remoteNames(t *testing.T) error {
