@@ -268,13 +268,14 @@ func checkUsage(cert *x509.Certificate, add func(CheckID, Status, string, string
 	if len(cert.ExtKeyUsage) > 0 || len(cert.UnknownExtKeyUsage) > 0 {
 		ok := false
 		for _, u := range cert.ExtKeyUsage {
-			ok = ok || u == x509.ExtKeyUsageAny || u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageIPSECEndSystem || u == x509.ExtKeyUsageIPSECTunnel || u == x509.ExtKeyUsageIPSECUser
+			// What the native IKE engine accepts (internal/ike), as strongSwan.
+			ok = ok || u == x509.ExtKeyUsageAny || u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageClientAuth
 		}
 		for _, u := range cert.UnknownExtKeyUsage {
 			ok = ok || u.Equal(oidKPIPsecIKE)
 		}
 		if !ok {
-			add(CheckUsage, StatusWarn, fix, "extendedKeyUsage allows neither ipsecIKE nor serverAuth/clientAuth; Libreswan rejects such certificates")
+			add(CheckUsage, StatusFail, fix, "extendedKeyUsage allows neither ipsecIKE nor serverAuth/clientAuth; ovnsec's IKE engine and Libreswan refuse such certificates")
 			return
 		}
 	}

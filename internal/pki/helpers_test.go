@@ -71,6 +71,7 @@ type leafSpec struct {
 	notAfter  time.Time
 	onlyCN    bool // subject is just CN=...
 	usage     x509.KeyUsage
+	eku       []x509.ExtKeyUsage
 }
 
 func (ca testCA) issue(t testing.TB, s leafSpec, key crypto.Signer) []byte {
@@ -94,7 +95,7 @@ func (ca testCA) issue(t testing.TB, s leafSpec, key crypto.Signer) []byte {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(7), RawSubject: subj, DNSNames: s.san,
-		NotBefore: s.notBefore, NotAfter: s.notAfter, KeyUsage: s.usage,
+		NotBefore: s.notBefore, NotAfter: s.notAfter, KeyUsage: s.usage, ExtKeyUsage: s.eku,
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
