@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/testenv"
 )
 
@@ -34,7 +35,7 @@ func TestReadCert(t *testing.T) {
 	garbage := writeFile(t, dir, "garbage.pem", []byte("this is not a certificate\n"))
 	onlyKey := writeFile(t, dir, "onlykey.pem", pemBytes("EC PRIVATE KEY", sec1))
 	badDER := writeFile(t, dir, "badder.pem", pemBytes("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}))
-	huge := writeFile(t, dir, "huge.pem", make([]byte, maxPEMSize+1))
+	huge := writeFile(t, dir, "huge.pem", make([]byte, creds.MaxFileSize+1))
 
 	tests := []struct {
 		name    string
@@ -155,14 +156,6 @@ func TestKeyMatches(t *testing.T) {
 				t.Fatalf("KeyMatches error = %v, want it to contain %q", err, tc.wantErr)
 			}
 		})
-	}
-}
-
-func TestParsePrivateKeyPEMEmpty(t *testing.T) {
-	_, err := ParsePrivateKeyPEM("/k.pem", nil)
-	want := "private key /k.pem: no PEM block found"
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Fatalf("error = %v, want prefix %q", err, want)
 	}
 }
 

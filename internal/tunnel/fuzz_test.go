@@ -1,5 +1,6 @@
-// Fuzz targets: the PEM/certificate/key reading path (file input that may be
-// anything), and Table.Update over arbitrary database strings.
+// Fuzz targets: Table.Update over arbitrary database strings, and the
+// reading of dst_port as ovs-vswitchd does. (PEM parsing is fuzzed in
+// internal/creds.)
 
 package tunnel
 
@@ -10,44 +11,6 @@ import (
 
 	"github.com/ovnsec/ovnsec/internal/ovsconf"
 )
-
-func FuzzParseCertificatePEM(f *testing.F) {
-	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		info, err := ParseCertificatePEM("/f.pem", data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "certificate /f.pem: ") {
-				t.Fatalf("error does not name the file: %v", err)
-			}
-			return
-		}
-		if info.Version < 1 || info.Version > 3 {
-			t.Fatalf("Version = %d", info.Version)
-		}
-		again, err := ParseCertificatePEM("/f.pem", data)
-		if err != nil || again.Fingerprint != info.Fingerprint || again.CN != info.CN {
-			t.Fatalf("second parse differs: %v", err)
-		}
-		// Problems must be computable for any parsed certificate.
-		_ = certProblems("/f.pem", info, testNow)
-	})
-}
-
-func FuzzParsePrivateKeyPEM(f *testing.F) {
-	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		key, err := ParsePrivateKeyPEM("/k.pem", data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "private key /k.pem: ") {
-				t.Fatalf("error does not name the file: %v", err)
-			}
-			return
-		}
-		if err := keyMatchesCert(key, "/k.pem", key.Public(), "/c.pem"); err != nil {
-			t.Fatalf("key does not match its own public key: %v", err)
-		}
-	})
-}
 
 func FuzzUpdate(f *testing.F) {
 	f.Add("geneve", "10.0.0.2", "10.0.0.1", "secret-psk", "", "", "encapsulation", "yes")
