@@ -280,6 +280,34 @@ func (e *Engine) RemovePeer(name string) {
 	}
 }
 
+// UpdateCredentials replaces the certificates, key and trust anchors the
+// peer's future IKE SAs authenticate with (a certificate renewed or a CA
+// bundle changed under the same path). Established IKE and Child SAs are
+// kept: they were authenticated when they were made, and rekeying them does
+// not authenticate again. A peer that uses a PSK cannot switch to
+// certificates here (that is a new configuration: AddPeer).
+func (e *Engine) UpdateCredentials(name string, a Auth) error {
+	switch {
+	case a.isPSK():
+		return fmt.Errorf("ike: peer %s: UpdateCredentials takes certificates, not a PSK", name)
+	case len(a.Cert) == 0 || a.Key == nil:
+		return fmt.Errorf("ike: peer %s: UpdateCredentials needs a certificate chain and its private key", name)
+	case len(a.CAs) == 0 && a.PeerCert == nil:
+		return fmt.Errorf("ike: peer %s: certificate authentication needs CA certificates or a pinned peer certificate", name)
+	}
+	p := e.peer(name)
+	if p == nil {
+		return fmt.Errorf("ike: update credentials: no peer %q", name)
+	}
+	p.mu.Lock()
+	defer p.unlock()
+	if p.cfg.Auth.isPSK() {
+		return fmt.Errorf("ike: peer %s authenticates with a PSK; give it a new configuration to use certificates", name)
+	}
+	p.cfg.Auth = Auth{Cert: slices.Clone(a.Cert), Key: a.Key, CAs: slices.Clone(a.CAs), PeerCert: a.PeerCert}
+	return nil
+}
+
 // Initiate starts an IKE SA with the peer unless one exists or is being
 // set up.
 func (e *Engine) Initiate(name string) error {
