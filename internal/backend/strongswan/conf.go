@@ -2,6 +2,7 @@
 // message (connection, auth rounds, CHILD_SAs) equivalent to what
 // ovs-monitor-ipsec writes into ipsec.conf for charon, and maps the ipsec_*
 // custom options onto swanctl.conf keywords. Pure functions, no I/O.
+
 package strongswan
 
 import (

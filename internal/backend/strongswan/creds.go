@@ -2,6 +2,7 @@
 // CA, pinned peer certificate) and builds the VICI load-key, load-cert and
 // load-shared messages. Parsing is done here, in Go, so that a bad file is
 // reported with its path instead of as charon's "parsing failed".
+
 package strongswan
 
 import (

@@ -1,6 +1,7 @@
 // Test harness: two network namespaces (sswt-a, sswt-b) joined by a veth
 // pair on 192.0.2.0/24 with a private charon in each (test/netns), and test
 // certificates made with crypto/x509.
+
 package strongswan
 
 import (

@@ -1,5 +1,6 @@
 // Integration test against two real charons in network namespaces: PSK and
 // CA-signed tunnels, version change, Remove, charon restart.
+
 package strongswan
 
 import (

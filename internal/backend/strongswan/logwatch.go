@@ -3,6 +3,7 @@
 // the Child SA, authentication failures, proposal or selector mismatches),
 // keyed by IKE_SA unique id and connection name, so that Status can say it
 // plainly. Best effort: when the stream is unavailable Status infers.
+
 package strongswan
 
 import (

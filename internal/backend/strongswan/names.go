@@ -1,10 +1,11 @@
 // Connection names: how ovnsec names what it loads into charon and how it
 // recognises those names again when charon lists them.
 //
-// Layout (see the package comment in strongswan.go): one IKE connection per
+// Layout (see the package comment in doc.go): one IKE connection per
 // tunnel named "<if>-<v>", holding the CHILD_SA configs ovs-monitor-ipsec
 // would have written as separate ipsec.conf conns: "<if>-in-<v>" and
 // "<if>-out-<v>" for geneve/vxlan, "<if>-<v>" for gre.
+
 package strongswan
 
 import (

@@ -1,5 +1,6 @@
 // Status: folds list-conns, list-sas and the log book into one
 // backend.TunnelStatus per tunnel, with a reason an operator can act on.
+
 package strongswan
 
 import (

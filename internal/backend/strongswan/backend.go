@@ -1,0 +1,183 @@
+// The Backend: its configuration, the state it keeps per tunnel, and its
+// lifecycle (New, Close). Connecting to charon is in session.go; each
+// pipeline stage (ensure, initiate, remove, status, report) has its file.
+
+package strongswan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strongswan/govici/vici"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+)
+
+// DefaultViciSocket is where charon listens by default.
+const DefaultViciSocket = "unix:///var/run/charon.vici"
+
+// Config configures a Backend. Zero values take the defaults.
+type Config struct {
+	// ViciSocket is charon's VICI socket, "unix:///path" or a plain path.
+	ViciSocket string
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+	// CallTimeout bounds one VICI command (default 10s).
+	CallTimeout time.Duration
+	// PeerGrace is how long an "-in-" child is left for the peer to
+	// initiate before this side initiates it too (default 15s).
+	PeerGrace time.Duration
+	// RetryInterval is the minimum time between two initiations of the
+	// same child (default 15s).
+	RetryInterval time.Duration
+	// LogRetry is the reconnect interval of the log stream (default 2s).
+	LogRetry time.Duration
+	// ReadFile reads credential files; defaults to os.ReadFile.
+	ReadFile func(path string) ([]byte, error)
+}
+
+// Backend drives charon. All methods are safe for concurrent use.
+type Backend struct {
+	cfg    Config
+	log    *slog.Logger
+	socket string // as configured, for messages
+	path   string // unix socket path
+
+	mu      sync.Mutex
+	sess    *vici.Session
+	epoch   uint64 // bumps on every new session
+	connErr error  // last connection failure
+	tunnels map[string]*tunnelState
+	creds   map[string]string // credential key -> fingerprint loaded in epoch
+	keyIDs  map[string]bool   // private keys we loaded (charon key ids)
+	closed  bool
+
+	logs      *logBook
+	logCtx    context.Context
+	logCancel context.CancelFunc
+	logOnce   sync.Once
+	logDone   chan struct{}
+}
+
+// tunnelState is what the backend remembers about a tunnel it was asked to
+// protect.
+type tunnelState struct {
+	t           tunnel.Tunnel
+	ike         ConnName
+	children    []childSpec
+	connFP      string
+	loadedAt    time.Time // when this version was (re)loaded into charon
+	initiated   map[ConnName]time.Time
+	unsupported []string
+}
+
+// New returns a Backend; it does not connect until first used.
+func New(cfg Config, logger *slog.Logger) *Backend {
+	if cfg.ViciSocket == "" {
+		cfg.ViciSocket = DefaultViciSocket
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 10 * time.Second
+	}
+	if cfg.PeerGrace <= 0 {
+		cfg.PeerGrace = 15 * time.Second
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 15 * time.Second
+	}
+	if cfg.LogRetry <= 0 {
+		cfg.LogRetry = 2 * time.Second
+	}
+	if cfg.ReadFile == nil {
+		cfg.ReadFile = os.ReadFile
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Backend{
+		cfg:       cfg,
+		log:       logger.With("backend", "strongswan"),
+		socket:    cfg.ViciSocket,
+		path:      socketPath(cfg.ViciSocket),
+		tunnels:   map[string]*tunnelState{},
+		creds:     map[string]string{},
+		keyIDs:    map[string]bool{},
+		logs:      newLogBook(cfg.Now),
+		logCtx:    ctx,
+		logCancel: cancel,
+		logDone:   make(chan struct{}),
+	}
+}
+
+// socketPath turns "unix:///run/x.vici" or "/run/x.vici" into a path.
+// Other URI schemes are kept as given and fail at dial with a clear error.
+func socketPath(uri string) string {
+	if p, ok := strings.CutPrefix(uri, "unix://"); ok {
+		return p
+	}
+	return uri
+}
+
+// Name is the --ike-daemon value.
+func (b *Backend) Name() string { return "strongswan" }
+
+var _ backend.Backend = (*Backend)(nil)
+
+// Close releases the backend. With cleanup it first unloads every
+// ovnsec connection, pre-shared key and private key from charon.
+// Certificates loaded with load-cert stay cached in charon (VICI cannot
+// unload single certificates); they are public data.
+func (b *Backend) Close(ctx context.Context, cleanup bool) error {
+	b.mu.Lock()
+	var errs []error
+	if cleanup && !b.closed {
+		names := map[string]bool{}
+		for n := range b.tunnels {
+			names[n] = true
+		}
+		if conns, err := b.listConns(ctx); err == nil {
+			for _, c := range conns {
+				if iface, _, ok := ownedConn(c); ok {
+					names[iface] = true
+				}
+			}
+		} else {
+			errs = append(errs, err)
+		}
+		for _, n := range sortedKeys(names) {
+			if err := b.remove(ctx, n); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		for _, id := range sortedKeys(b.keyIDs) {
+			if _, err := b.call(ctx, "unload-key", msgOf("id", id)); err != nil {
+				errs = append(errs, fmt.Errorf("unload private key %s: %w", id, err))
+			}
+		}
+	}
+	b.closed = true
+	if b.sess != nil {
+		_ = b.sess.Close()
+		b.sess = nil
+	}
+	b.mu.Unlock()
+	b.logCancel()
+	b.logOnce.Do(func() { close(b.logDone) }) // never started: nothing to wait for
+	select {
+	case <-b.logDone:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
