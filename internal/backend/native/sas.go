@@ -62,11 +62,10 @@ func (b *Backend) installLocked(st *tunnelState, ev ike.ChildEvent, c ike.ChildS
 		return fmt.Errorf("child %s: %w", c.Name, err)
 	}
 	// ESP-in-UDP (forced or because of a NAT) needs the UDP 4500 rules.
-	if c.Encap.Type == esp.EncapUDP && st.plan.policy.Encap != ovsbridge.EncapUDP4500 {
-		st.plan.policy.Encap = ovsbridge.EncapUDP4500
-		if err := b.applyPoliciesLocked(b.life); err != nil {
-			return fmt.Errorf("child %s: switch %s to ESP-in-UDP rules: %w", c.Name, peer, err)
-		}
+	// They allow UDP from our 4500 to the peer's NAT-T port, which follows
+	// the Child SAs (natport.go).
+	if err := b.followEncapLocked(st, c); err != nil {
+		return fmt.Errorf("child %s: switch %s to ESP-in-UDP rules: %w", c.Name, peer, err)
 	}
 	carries := st.plan.carries(c)
 	var old *childState
