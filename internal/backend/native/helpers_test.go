@@ -42,6 +42,7 @@ type fakeIKE struct {
 	fail      chan error // Run returns what is sent here
 	initiated []string
 	rekeyed   []string
+	updated   map[string]ike.Auth // UpdateCredentials calls
 }
 
 func newFakeIKE() *fakeIKE {
@@ -64,6 +65,19 @@ func (f *fakeIKE) RemovePeer(name string) {
 	defer f.mu.Unlock()
 	delete(f.peers, name)
 	f.removed = append(f.removed, name)
+}
+
+func (f *fakeIKE) UpdateCredentials(name string, a ike.Auth) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.peers[name]; !ok {
+		return fmt.Errorf("ike: update credentials: no peer %q", name)
+	}
+	if f.updated == nil {
+		f.updated = map[string]ike.Auth{}
+	}
+	f.updated[name] = a
+	return nil
 }
 
 func (f *fakeIKE) Initiate(name string) error {

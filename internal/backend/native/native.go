@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/datapath/esphook"
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 	"github.com/ovnsec/ovnsec/internal/esp"
@@ -62,6 +63,7 @@ type IKE interface {
 	Status(name string) ike.PeerStatus
 	Initiate(name string) error
 	RekeyChild(peerName, child string) error
+	UpdateCredentials(name string, a ike.Auth) error
 	Run(ctx context.Context) error
 }
 
@@ -117,7 +119,10 @@ type Config struct {
 	// NewIKE makes the IKE engine; default ike.New. Tests inject a fake or
 	// create the engine inside a namespace.
 	NewIKE func(ike.Config) (IKE, error)
-	// Creds reads certificates and keys; default FileCreds.
+	// Creds reads certificates and keys; default a creds.Store of the
+	// backend's own (polled by the backend). A CredLoader that is also a
+	// CredWatcher has its changes followed: new IKE SAs use renewed
+	// certificates, established ones stay.
 	Creds CredLoader
 	Log   *slog.Logger
 }
@@ -174,6 +179,9 @@ type tunnelState struct {
 	// installErr why the last Child SA could not be installed ("" if it
 	// could).
 	lastEvent, installErr string
+	// credErr says why renewed credentials were not applied ("" if they
+	// were, or none changed).
+	credErr string
 	// lastInit is when the tunnel was configured or last initiated late.
 	lastInit time.Time
 	// demand is the hook's count of the peer's packets that found no SA,
@@ -267,8 +275,10 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	var ownStore *creds.Store
 	if cfg.Creds == nil {
-		cfg.Creds = FileCreds{}
+		ownStore = creds.NewStore(creds.Options{Log: cfg.Log})
+		cfg.Creds = ownStore
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -308,6 +318,16 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	b.goRun("IKE engine", eng.Run)
 	b.goRun("SA sweeper", b.sweep)
 	b.goRun("SA rekeyer", b.rekeyer)
+	if w, ok := cfg.Creds.(CredWatcher); ok {
+		changes, cancel := w.Subscribe()
+		b.goRun("credentials follower", func(ctx context.Context) error {
+			defer cancel()
+			return b.followCreds(ctx, changes)
+		})
+	}
+	if ownStore != nil {
+		b.goRun("credentials poll", ownStore.Run)
+	}
 	return b, nil
 }
 

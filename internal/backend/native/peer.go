@@ -18,7 +18,6 @@ import (
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike"
-	"github.com/ovnsec/ovnsec/internal/pki"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -28,22 +27,13 @@ const (
 	protoGRE = 47
 )
 
-// CredLoader reads certificates and keys; tests inject their own.
+// CredLoader reads certificates and keys: a *creds.Store (the default),
+// or a fake in tests. When it also implements CredWatcher, the backend
+// follows changed files (creds.go).
 type CredLoader interface {
 	Certificates(path string) ([]*x509.Certificate, error)
 	PrivateKey(path string) (crypto.Signer, error)
 }
-
-// FileCreds reads PEM files with internal/pki.
-type FileCreds struct{}
-
-// Certificates implements CredLoader.
-func (FileCreds) Certificates(path string) ([]*x509.Certificate, error) {
-	return pki.LoadCertificates(path)
-}
-
-// PrivateKey implements CredLoader.
-func (FileCreds) PrivateKey(path string) (crypto.Signer, error) { return pki.LoadPrivateKey(path) }
 
 // plan is everything Ensure installs for one tunnel.
 type plan struct {
@@ -52,6 +42,8 @@ type plan struct {
 	local    netip.Addr
 	remote   netip.Addr
 	children []string // all child (conn) names
+	// credPaths are the credential files the peer's Auth was read from.
+	credPaths []string
 	// unsupported lists custom options this backend ignored.
 	unsupported []string
 }
@@ -154,7 +146,20 @@ func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, err
 		}
 	}
 	p.peer = peer
+	p.credPaths = credPaths(t)
 	return p, nil
+}
+
+// credPaths lists the credential files a certificate-authenticated tunnel
+// reads (none for PSK).
+func credPaths(t tunnel.Tunnel) []string {
+	switch t.Auth {
+	case tunnel.AuthSelfSigned:
+		return []string{t.Certificate, t.PrivateKey, t.RemoteCert}
+	case tunnel.AuthCASigned:
+		return []string{t.Certificate, t.PrivateKey, t.CACert}
+	}
+	return nil
 }
 
 // proposals splits an ipsec.conf proposal list ("a-b-c,d-e!") into

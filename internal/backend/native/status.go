@@ -77,6 +77,9 @@ func (b *Backend) tunnelStatusLocked(st *tunnelState) backend.TunnelStatus {
 		}
 	}
 	ts.Details = append(ts.Details, ike)
+	if st.credErr != "" {
+		ts.Details = append(ts.Details, "Credentials: renewed files not applied, new IKE SAs use the previous ones: "+st.credErr)
+	}
 	algs := map[string]string{}
 	for _, c := range ps.Children {
 		algs[c.Name] = c.Algorithms
