@@ -104,10 +104,11 @@ type conf struct {
 	custom []Option // ipsec_* options, prefix stripped, sorted by key
 }
 
-// fields are the comparable parts of conf. The first ones are
-// ovs-monitor-ipsec's conf dict; dstPort and the certificate fingerprints
-// are ovnsec's additions (a certificate replaced at the same path must
-// reach the backend).
+// fields are the comparable parts of conf: ovs-monitor-ipsec's conf dict
+// and ovnsec's dstPort. A certificate replaced at the same path is not a
+// new configuration: the backends take it from internal/creds without
+// tearing the tunnel down (ovs-monitor-ipsec re-creates every connection
+// on a PKI change).
 type fields struct {
 	typ                               Type
 	localIP, remoteIP                 string
@@ -117,8 +118,7 @@ type fields struct {
 	localName, remoteCert, remoteName string
 	psk                               string
 
-	dstPort                 uint16
-	localFP, caFP, remoteFP Fingerprint
+	dstPort uint16
 }
 
 func (c conf) equal(d conf) bool {
@@ -399,8 +399,6 @@ func (t *Table) tunnelConf(iface ovsconf.Interface) (c conf, remote CertInfo, re
 		remoteCert:  o["remote_cert"],
 		remoteName:  o["remote_name"],
 		psk:         o["psk"],
-		localFP:     g.local.Fingerprint,
-		caFP:        g.ca.Fingerprint,
 	}
 	if c.localIP == "" {
 		c.localIP = DefaultRoute
@@ -409,7 +407,6 @@ func (t *Table) tunnelConf(iface ovsconf.Interface) (c conf, remote CertInfo, re
 	if c.remoteCert != "" {
 		remote, remoteErr = t.certs.ReadCert(c.remoteCert)
 		c.remoteName = remote.CN // "" when unreadable
-		c.remoteFP = remote.Fingerprint
 	}
 	for _, k := range slices.Sorted(maps.Keys(o)) {
 		if key, ok := strings.CutPrefix(k, "ipsec_"); ok {

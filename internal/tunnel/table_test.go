@@ -464,17 +464,19 @@ func TestVersions(t *testing.T) {
 			events: []string{"INFO Tunnel's 'a' configuration changed in OVSDB to 4", "INFO Tunnel's 'b' configuration changed in OVSDB to 2"}},
 		{name: "rejected global bumps none", global: []string{"ca_cert=/pki/ca.pem"}, ifaces: []ovsconf.Interface{a4, b}, want: map[string]int{"a": 4, "b": 2},
 			events: []string{"WARN " + msgGlobalInvalid}},
+		// A certificate renewed at the same path is not a new configuration:
+		// the backends take it from internal/creds without tearing the
+		// tunnels down (a new CN would change local_name, and bump).
 		{name: "local cert replaced at same path", global: mark, ifaces: []ovsconf.Interface{a4, b},
-			edit:   func(f *fakeCerts) { c := goodCert("hv1"); c.Fingerprint[0] ^= 1; f.certs["/pki/cert.pem"] = c },
-			want:   map[string]int{"a": 5, "b": 3},
-			events: []string{"INFO Tunnel's 'a' configuration changed in OVSDB to 5", "INFO Tunnel's 'b' configuration changed in OVSDB to 3"}},
-		{name: "type change", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 5, "b": 4},
-			events: []string{"INFO Tunnel's 'b' configuration changed in OVSDB to 4"}},
-		{name: "b becomes invalid", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 5, "b": 5},
-			events: []string{"WARN b contains invalid configuration: 'remote_ip' is not set", "INFO Tunnel's 'b' configuration changed in OVSDB to 5"}},
-		{name: "invalid b stays, version stable", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 5, "b": 5}},
-		{name: "b valid again", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 5, "b": 6},
-			events: []string{"INFO Tunnel's 'b' configuration changed in OVSDB to 6"}},
+			edit: func(f *fakeCerts) { c := goodCert("hv1"); c.Fingerprint[0] ^= 1; f.certs["/pki/cert.pem"] = c },
+			want: map[string]int{"a": 4, "b": 2}},
+		{name: "type change", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 3},
+			events: []string{"INFO Tunnel's 'b' configuration changed in OVSDB to 3"}},
+		{name: "b becomes invalid", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 4},
+			events: []string{"WARN b contains invalid configuration: 'remote_ip' is not set", "INFO Tunnel's 'b' configuration changed in OVSDB to 4"}},
+		{name: "invalid b stays, version stable", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 4}},
+		{name: "b valid again", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 5},
+			events: []string{"INFO Tunnel's 'b' configuration changed in OVSDB to 5"}},
 	})
 }
 
@@ -865,5 +867,20 @@ func TestIgnoredGlobalUpdateShownOnTunnels(t *testing.T) {
 		if strings.Contains(p, "ignored") {
 			t.Fatalf("stale problem %q after a valid update", p)
 		}
+	}
+}
+
+// SameConfig ignores what only describes the tunnel's state: a problem
+// that appears must not make a backend configure the tunnel again.
+func TestSameConfigIgnoresStatus(t *testing.T) {
+	a := Tunnel{Name: "t", Version: 1, State: StateConfigured, RemoteIP: "10.0.0.2", OFPort: "1", CFMState: "Up"}
+	b := a
+	b.OFPort, b.CFMState, b.Problems = "2", "Down", []string{"certificate /c.pem expires in 3 days"}
+	if !a.SameConfig(b) {
+		t.Error("status-only fields count as configuration")
+	}
+	b.RemoteIP = "10.0.0.3"
+	if a.SameConfig(b) {
+		t.Error("a changed remote_ip is the same configuration")
 	}
 }

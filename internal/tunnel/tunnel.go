@@ -104,7 +104,8 @@ type Tunnel struct {
 
 	CustomOptions []Option
 
-	// Status-only fields: changing them does not bump Version.
+	// Status-only fields: changing them does not bump Version, and
+	// SameConfig ignores them (Problems too).
 	OFPort   string // number or "Not assigned"
 	CFMState string // "Up", "Down" or "Disabled"
 
@@ -127,10 +128,12 @@ func (t Tunnel) Conns() []string {
 }
 
 // SameConfig reports whether t and u configure the same protection: every
-// field but the status-only ones (OFPort, CFMState) is equal. Versions alone
-// cannot tell: a tunnel removed and added again restarts at version 1.
+// field but the status-only ones (OFPort, CFMState, Problems) is equal.
+// Versions alone cannot tell: a tunnel removed and added again restarts at
+// version 1. A problem that appears (a certificate about to expire) must
+// not make a backend configure the tunnel again.
 func (t Tunnel) SameConfig(u Tunnel) bool {
-	u.OFPort, u.CFMState = t.OFPort, t.CFMState
+	u.OFPort, u.CFMState, u.Problems = t.OFPort, t.CFMState, t.Problems
 	return reflect.DeepEqual(t, u)
 }
 
