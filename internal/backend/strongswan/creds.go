@@ -208,6 +208,12 @@ func loadKeyMsg(k keyMaterial) (*vici.Message, error) {
 	return m, nil
 }
 
+// loadKeyReply is what charon answers to load-key: the key's id, which
+// unload-key takes.
+type loadKeyReply struct {
+	ID string `vici:"id"`
+}
+
 // loadCertMsg builds load-cert; flag is NONE or CA.
 func loadCertMsg(pemData []byte, flag string) (*vici.Message, error) {
 	m := vici.NewMessage()

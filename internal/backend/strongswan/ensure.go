@@ -129,8 +129,15 @@ func (b *Backend) loadCreds(ctx context.Context, t tunnel.Tunnel, mat credMateri
 			if err != nil {
 				return fmt.Errorf("load private key %s: %w", t.PrivateKey, err)
 			}
-			if id := str(resp, "id"); id != "" {
-				b.keyIDs[id] = true
+			if resp != nil {
+				var r loadKeyReply
+				if err := unmarshal(resp, &r); err != nil {
+					delete(b.creds, "key:"+fp) // load it again next time, to learn its id
+					return fmt.Errorf("load private key %s: decode charon's load-key reply: %w", t.PrivateKey, err)
+				}
+				if r.ID != "" {
+					b.keyIDs[r.ID] = true
+				}
 			}
 		}
 		fp := fingerprint(mat.LocalCert)

@@ -100,8 +100,13 @@ func (h *host) sharedKeys() []string {
 	if err != nil {
 		h.t.Fatalf("get-shared in %s: %v", h.ns, err)
 	}
-	keys, _ := m.Get("keys").([]string)
-	return keys
+	var r struct {
+		Keys []string `vici:"keys"`
+	}
+	if err := vici.UnmarshalMessage(m, &r); err != nil {
+		h.t.Fatalf("decode get-shared reply in %s: %v", h.ns, err)
+	}
+	return r.Keys
 }
 
 // testPKI is a CA and two host certificates (CN = SAN DNS = host name).

@@ -8,6 +8,8 @@ package strongswan
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -115,26 +117,43 @@ func note(m map[string]*logNote, key string, kind logKind, line string, at time.
 	}
 }
 
-// add records one log event message.
-func (lb *logBook) add(ev *vici.Message) {
-	if str(ev, "group") == "ENC" {
-		return // message dumps: "parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]"
+// logEvent is the part of a "log" event message the book uses.
+type logEvent struct {
+	Group       string `vici:"group"`
+	Msg         string `vici:"msg"`
+	SAID        string `vici:"ikesa-uniqueid"`
+	SAIDReadme  string `vici:"ikesa-uniqued"` // spelling in the VICI README
+	IKEConnName string `vici:"ikesa-name"`
+}
+
+// add records one log event message. An event it cannot decode is left
+// out and returned as an error.
+func (lb *logBook) add(ev *vici.Message) error {
+	if ev == nil {
+		return nil
 	}
-	msg := strings.TrimSpace(str(ev, "msg"))
+	var e logEvent
+	if err := unmarshal(ev, &e); err != nil {
+		return fmt.Errorf("decode charon's log event: %w", err)
+	}
+	if e.Group == "ENC" {
+		return nil // message dumps: "parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]"
+	}
+	msg := strings.TrimSpace(e.Msg)
 	kind := classifyLog(msg)
 	if kind == logIgnore {
-		return
+		return nil
 	}
-	id := str(ev, "ikesa-uniqueid")
+	id := e.SAID
 	if id == "" {
-		id = str(ev, "ikesa-uniqued") // spelling in the VICI README
+		id = e.SAIDReadme
 	}
-	conn := str(ev, "ikesa-name")
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	at := lb.now()
 	note(lb.bySA, id, kind, msg, at)
-	note(lb.byConn, conn, kind, msg, at)
+	note(lb.byConn, e.IKEConnName, kind, msg, at)
+	return nil
 }
 
 // lookup returns copies of the notes for an IKE_SA and a connection.
@@ -164,11 +183,12 @@ func (lb *logBook) setStreaming(ok bool) {
 }
 
 // watchLogs keeps a log subscription open until ctx ends, reconnecting
-// after retry when charon goes away.
-func watchLogs(ctx context.Context, dial func() (*vici.Session, error), lb *logBook, retry time.Duration) {
+// after retry when charon goes away. Log events it cannot decode are
+// reported to log, the first of each subscription as a warning.
+func watchLogs(ctx context.Context, dial func() (*vici.Session, error), lb *logBook, retry time.Duration, log *slog.Logger) {
 	for ctx.Err() == nil {
 		if s, err := dial(); err == nil {
-			streamLogs(ctx, s, lb)
+			streamLogs(ctx, s, lb, log)
 		}
 		lb.setStreaming(false)
 		t := time.NewTimer(retry)
@@ -181,7 +201,7 @@ func watchLogs(ctx context.Context, dial func() (*vici.Session, error), lb *logB
 	}
 }
 
-func streamLogs(ctx context.Context, s *vici.Session, lb *logBook) {
+func streamLogs(ctx context.Context, s *vici.Session, lb *logBook, log *slog.Logger) {
 	defer s.Close()
 	ch := make(chan vici.Event, 256)
 	s.NotifyEvents(ch)
@@ -189,6 +209,7 @@ func streamLogs(ctx context.Context, s *vici.Session, lb *logBook) {
 		return
 	}
 	lb.setStreaming(true)
+	warned := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,8 +218,15 @@ func streamLogs(ctx context.Context, s *vici.Session, lb *logBook) {
 			if !ok {
 				return // charon went away
 			}
-			if ev.Name == "log" {
-				lb.add(ev.Message)
+			if ev.Name != "log" {
+				continue
+			}
+			if err := lb.add(ev.Message); err != nil {
+				level := slog.LevelDebug
+				if !warned {
+					level, warned = slog.LevelWarn, true
+				}
+				log.Log(ctx, level, "ignoring a charon log event", "err", err)
 			}
 		}
 	}

@@ -2,8 +2,11 @@ package strongswan
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/strongswan/govici/vici"
 )
 
 func TestClassifyLog(t *testing.T) {
@@ -33,14 +36,22 @@ func TestLogBook(t *testing.T) {
 	now := t0
 	lb := newLogBook(func() time.Time { return now })
 	add := func(id, conn, m string) {
-		lb.add(msg(t, "group", "IKE", "level", "1", "ikesa-uniqueid", id, "ikesa-name", conn, "msg", m))
+		if err := lb.add(msg(t, "group", "IKE", "level", "1", "ikesa-uniqueid", id, "ikesa-name", conn, "msg", m)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	add("1", "gnv0-1", "received netlink error: Function not implemented (38)")
 	add("1", "gnv0-1", "received netlink error: Function not implemented (38)") // duplicate
 	add("1", "gnv0-1", "sending DPD request")                                   // ignored
 	add("1", "gnv0-1", "failed to establish CHILD_SA, keeping IKE_SA")
-	lb.add(msg(t, "group", "ENC", "ikesa-uniqueid", "1", "msg", "parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]")) // dump, ignored
-	lb.add(msg(t, "ikesa-uniqued", "2", "msg", "unable to add SAD entry with SPI 1 (FAILED)"))                    // README spelling
+	for _, ev := range []*vici.Message{
+		msg(t, "group", "ENC", "ikesa-uniqueid", "1", "msg", "parsed IKE_AUTH response 1 [ N(AUTH_FAILED) ]"), // dump, ignored
+		msg(t, "ikesa-uniqued", "2", "msg", "unable to add SAD entry with SPI 1 (FAILED)"),                    // README spelling
+	} {
+		if err := lb.add(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sa, conn, streaming := lb.lookup("1", "gnv0-1")
 	if streaming {
 		t.Error("streaming before setStreaming")
@@ -79,5 +90,24 @@ func TestLogBook(t *testing.T) {
 	lb.mu.Unlock()
 	if n > maxNotes {
 		t.Errorf("%d notes kept, max %d", n, maxNotes)
+	}
+}
+
+// A log event of the wrong shape is an error and records nothing.
+func TestLogBookBadEvent(t *testing.T) {
+	lb := newLogBook(func() time.Time { return t0 })
+	for _, ev := range []*vici.Message{
+		msg(t, "ikesa-uniqueid", "1", "msg", []string{"received netlink error: Function not implemented (38)"}),
+		msg(t, "ikesa-uniqueid", msg(t), "msg", "received netlink error: Function not implemented (38)"),
+	} {
+		if err := lb.add(ev); err == nil || !strings.Contains(err.Error(), "decode charon's log event") {
+			t.Errorf("add(%s) = %v, want a decode error", ev, err)
+		}
+	}
+	if sa, _, _ := lb.lookup("1", ""); len(sa.Kernel)+len(sa.Errors) != 0 {
+		t.Errorf("bad event recorded: %+v", sa)
+	}
+	if err := lb.add(nil); err != nil {
+		t.Errorf("add(nil) = %v", err)
 	}
 }

@@ -6,7 +6,7 @@ func TestStatusLineAndReports(t *testing.T) {
 	out := childMsg(t, "gnv0-out-1", "3", "INSTALLED", "c1000001", "c2000002", []string{"192.0.2.1/32[udp]"}, []string{"192.0.2.2/32[udp/6081]"})
 	in := childMsg(t, "gnv0-in-1", "4", "INSTALLED", "c3000003", "c4000004", []string{"192.0.2.1/32[udp/6081]"}, []string{"192.0.2.2/32[udp]"})
 	failed := childMsg(t, "gre0-1", "5", "CREATED", "", "", nil, nil)
-	sas := append(decodeListSA(listSAEvent(t, "gnv0-1", "7", "ESTABLISHED", out, in)), decodeListSA(listSAEvent(t, "gre0-1", "8", "ESTABLISHED", failed))...)
+	sas := decodeSAs(t, listSAEvent(t, "gnv0-1", "7", "ESTABLISHED", out, in), listSAEvent(t, "gre0-1", "8", "ESTABLISHED", failed))
 
 	if got, want := statusLine(sas[0].Children[0]), "gnv0-out-1{3}:  INSTALLED, TRANSPORT, reqid 3, ESP SPIs: c1000001_i c2000002_o"; got != want {
 		t.Errorf("statusLine = %q\nwant       %q", got, want)
@@ -21,7 +21,7 @@ func TestStatusLineAndReports(t *testing.T) {
 		t.Errorf("activeReport without known names =\n%s", got)
 	}
 	// A known interface named like a direction wins over the parse.
-	x := decodeListSA(listSAEvent(t, "x-in-1", "9", "ESTABLISHED", childMsg(t, "x-in-1", "1", "INSTALLED", "a", "b", nil, nil)))
+	x := decodeSAs(t, listSAEvent(t, "x-in-1", "9", "ESTABLISHED", childMsg(t, "x-in-1", "1", "INSTALLED", "a", "b", nil, nil)))
 	if got := activeReport(x, []string{"x", "x-in"}); got != "{'x-in': {'x-in-1': 'x-in-1{1}:  INSTALLED, TRANSPORT, reqid 1, ESP SPIs: a_i b_o'}}" {
 		t.Errorf("activeReport x-in = %s", got)
 	}
@@ -37,12 +37,12 @@ func TestStatusLineAndReports(t *testing.T) {
 		t.Errorf("xfrm policies =\n%s\nwant\n%s", got, wantPol)
 	}
 	// Trap policies of the same children add nothing; a gre trap adds its own.
-	pols := decodeListPolicy(msg(t,
+	pols, err := decodeListPolicy(msg(t,
 		"gnv0-1/gnv0-out-1", msg(t, "child", "gnv0-out-1", "ike", "gnv0-1", "mode", "TRANSPORT", "local-ts", []string{"192.0.2.1/32[udp]"}, "remote-ts", []string{"192.0.2.2/32[udp/6081]"}),
 		"gre0-1/gre0-1", msg(t, "child", "gre0-1", "ike", "gre0-1", "mode", "TRANSPORT", "local-ts", []string{"192.0.2.1/32[gre]"}, "remote-ts", []string{"192.0.2.3/32[gre]"}),
 	))
-	if len(pols) != 2 || pols[1].Child != "gre0-1" || pols[1].IKE != "gre0-1" {
-		t.Fatalf("decodeListPolicy = %+v", pols)
+	if err != nil || len(pols) != 2 || pols[1].Child != "gre0-1" || pols[1].IKE != "gre0-1" {
+		t.Fatalf("decodeListPolicy = %+v, %v", pols, err)
 	}
 	wantPol2 := "{'192.0.2.1': ['src 192.0.2.2/32 dst 192.0.2.1/32 proto udp sport 6081', 'src 192.0.2.3/32 dst 192.0.2.1/32 proto gre', 'src 192.0.2.2/32 dst 192.0.2.1/32 proto udp dport 6081'], " +
 		"'192.0.2.2': ['src 192.0.2.1/32 dst 192.0.2.2/32 proto udp dport 6081', 'src 192.0.2.1/32 dst 192.0.2.2/32 proto udp sport 6081'], " +

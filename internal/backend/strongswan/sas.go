@@ -1,12 +1,17 @@
-// What charon reports: the list-conns, list-sas and list-policies queries,
-// their event messages decoded into plain structs, and traffic selector
-// strings parsed. charon is trusted less than our own code: every field is
-// optional and malformed values decode to empty strings, never errors.
+// What charon reports: the list-conns, list-sas and list-policies queries
+// and the decoding of their event messages into plain structs, with
+// govici's vici.UnmarshalMessage and `vici` struct tags, plus charon's
+// traffic selector strings. charon is trusted less than our own code: a
+// missing field decodes to its zero value, and a field of the wrong shape
+// (a list where a string belongs, a string where a section belongs) makes
+// the whole reply an error naming the section, never a panic.
 
 package strongswan
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/strongswan/govici/vici"
@@ -20,7 +25,11 @@ func (b *Backend) listConns(ctx context.Context) (map[ConnName]loadedConn, error
 	}
 	out := map[ConnName]loadedConn{}
 	for _, ev := range evs {
-		for _, c := range decodeListConn(ev) {
+		cs, err := decodeListConn(ev)
+		if err != nil {
+			return nil, fmt.Errorf("decode charon's list-conns reply: %w", err)
+		}
+		for _, c := range cs {
 			out[c.Name] = c
 		}
 	}
@@ -45,7 +54,11 @@ func (b *Backend) listSAs(ctx context.Context, ike ConnName) ([]ikeSA, error) {
 	}
 	var out []ikeSA
 	for _, ev := range evs {
-		out = append(out, decodeListSA(ev)...)
+		sas, err := decodeListSA(ev)
+		if err != nil {
+			return nil, fmt.Errorf("decode charon's list-sas reply: %w", err)
+		}
+		out = append(out, sas...)
 	}
 	return out, nil
 }
@@ -58,46 +71,58 @@ func (b *Backend) listPolicies(ctx context.Context) ([]policy, error) {
 	}
 	var out []policy
 	for _, ev := range evs {
-		out = append(out, decodeListPolicy(ev)...)
+		ps, err := decodeListPolicy(ev)
+		if err != nil {
+			return nil, fmt.Errorf("decode charon's list-policies reply: %w", err)
+		}
+		out = append(out, ps...)
 	}
 	return out, nil
 }
 
-// ikeSA is one IKE_SA from list-sas.
+// ikeSA is one IKE_SA from list-sas: the fields charon lists in the IKE_SA's
+// section, decoded by vici.UnmarshalMessage through the vici tags.
 type ikeSA struct {
-	Conn        ConnName // IKE connection (peer config) name
-	UniqueID    string
-	State       string // CREATED, CONNECTING, ESTABLISHED, PASSIVE, REKEYING, REKEYED, DELETING, DESTROYING
-	LocalHost   string
-	RemoteHost  string
-	LocalID     string
-	RemoteID    string
-	Initiator   bool
-	Encr        string
-	EncrKeySize string
-	Integ       string
-	PRF         string
-	DH          string
-	Established string // seconds, as charon printed it
-	Children    []childSA
+	Conn        ConnName  // IKE connection (peer config) name: the section's key
+	UniqueID    string    `vici:"uniqueid"`
+	State       string    `vici:"state"` // CREATED, CONNECTING, ESTABLISHED, PASSIVE, REKEYING, REKEYED, DELETING, DESTROYING
+	LocalHost   string    `vici:"local-host"`
+	RemoteHost  string    `vici:"remote-host"`
+	LocalID     string    `vici:"local-id"`
+	RemoteID    string    `vici:"remote-id"`
+	Initiator   bool      `vici:"initiator"` // "yes", "no" or absent
+	Encr        string    `vici:"encr-alg"`
+	EncrKeySize string    `vici:"encr-keysize"`
+	Integ       string    `vici:"integ-alg"`
+	PRF         string    `vici:"prf-alg"`
+	DH          string    `vici:"dh-group"`
+	Established string    `vici:"established"` // seconds, as charon printed it
+	Children    []childSA // the child-sas section, in charon's order
 }
 
 // childSA is one CHILD_SA inside an IKE_SA.
 type childSA struct {
-	Name        ConnName // CHILD_SA config name
-	UniqueID    string
-	ReqID       string
-	State       string // CREATED, ROUTED, INSTALLING, INSTALLED, UPDATING, REKEYING, REKEYED, RETRYING, DELETING, DESTROYING
-	Mode        string
-	Protocol    string
-	Encap       bool
-	SPIIn       string
-	SPIOut      string
-	Encr        string
-	EncrKeySize string
-	Integ       string
-	LocalTS     []string
-	RemoteTS    []string
+	Name        ConnName `vici:"name"` // CHILD_SA config name
+	UniqueID    string   `vici:"uniqueid"`
+	ReqID       string   `vici:"reqid"`
+	State       string   `vici:"state"` // CREATED, ROUTED, INSTALLING, INSTALLED, UPDATING, REKEYING, REKEYED, RETRYING, DELETING, DESTROYING
+	Mode        string   `vici:"mode"`
+	Protocol    string   `vici:"protocol"`
+	Encap       bool     `vici:"encap"` // "yes", "no" or absent
+	SPIIn       string   `vici:"spi-in"`
+	SPIOut      string   `vici:"spi-out"`
+	Encr        string   `vici:"encr-alg"`
+	EncrKeySize string   `vici:"encr-keysize"`
+	Integ       string   `vici:"integ-alg"`
+	LocalTS     []string `vici:"local-ts"`
+	RemoteTS    []string `vici:"remote-ts"`
+}
+
+// ikeSASection is the shape of one IKE_SA section of a list-sa event. The
+// CHILD_SAs are keyed by charon ("<name>-<unique id>"), hence the map.
+type ikeSASection struct {
+	SA       ikeSA              `vici:",inline"`
+	ChildSAs map[string]childSA `vici:"child-sas"`
 }
 
 // installed reports whether the child is an ESP SA in the kernel.
@@ -121,120 +146,121 @@ type loadedConn struct {
 }
 
 type loadedChild struct {
-	Mode     string
-	LocalTS  []string
-	RemoteTS []string
+	Mode     string   `vici:"mode"`
+	LocalTS  []string `vici:"local-ts"`
+	RemoteTS []string `vici:"remote-ts"`
 }
 
-func str(m *vici.Message, key string) string {
-	if m == nil {
-		return ""
+// connSection is the shape of one connection section of a list-conn
+// event. Map keys must be plain strings: govici's reflection panics on a
+// named key type such as ConnName.
+type connSection struct {
+	Children map[string]loadedChild `vici:"children"`
+}
+
+// unmarshal is vici.UnmarshalMessage with a guard: govici's reflection
+// panics on some shapes (a section-typed field meeting a string, for one),
+// which this package's types avoid; should another such case exist, input
+// from charon still yields an error rather than a crash of ovnsecd.
+func unmarshal(m *vici.Message, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errDecodePanic, r)
+		}
+	}()
+	return vici.UnmarshalMessage(m, v)
+}
+
+// errDecodePanic marks a panic of govici's decoder turned into an error.
+var errDecodePanic = errors.New("govici panicked decoding charon's message")
+
+// shapeOf names the VICI element type of a message value, for errors.
+func shapeOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nothing"
+	case string:
+		return "a value"
+	case []string:
+		return "a list"
+	case *vici.Message:
+		return "a section"
 	}
-	s, _ := m.Get(key).(string)
-	return s
+	return fmt.Sprintf("a %T", v)
 }
 
-func list(m *vici.Message, key string) []string {
-	if m == nil {
-		return nil
-	}
-	l, _ := m.Get(key).([]string)
-	return l
-}
-
-func sub(m *vici.Message, key string) *vici.Message {
-	if m == nil {
-		return nil
-	}
-	s, _ := m.Get(key).(*vici.Message)
-	return s
-}
-
-// decodeListSA decodes one list-sa event (normally one IKE_SA).
-func decodeListSA(ev *vici.Message) []ikeSA {
-	var out []ikeSA
+// sections calls f with every top-level section of an event message, in
+// charon's order; anything else at the top level is an error.
+func sections(ev *vici.Message, what string, f func(name string, sec *vici.Message) error) error {
 	if ev == nil {
 		return nil
 	}
 	for _, name := range ev.Keys() {
-		m := sub(ev, name)
-		if m == nil {
-			continue
+		v := ev.Get(name)
+		sec, ok := v.(*vici.Message)
+		if !ok || sec == nil {
+			return fmt.Errorf("%s %q is %s, not a section", what, name, shapeOf(v))
 		}
-		sa := ikeSA{
-			Conn:        ConnName(name),
-			UniqueID:    str(m, "uniqueid"),
-			State:       str(m, "state"),
-			LocalHost:   str(m, "local-host"),
-			RemoteHost:  str(m, "remote-host"),
-			LocalID:     str(m, "local-id"),
-			RemoteID:    str(m, "remote-id"),
-			Initiator:   str(m, "initiator") == "yes",
-			Encr:        str(m, "encr-alg"),
-			EncrKeySize: str(m, "encr-keysize"),
-			Integ:       str(m, "integ-alg"),
-			PRF:         str(m, "prf-alg"),
-			DH:          str(m, "dh-group"),
-			Established: str(m, "established"),
+		if err := f(name, sec); err != nil {
+			return fmt.Errorf("%s %q: %w", what, name, err)
 		}
-		children := sub(m, "child-sas")
-		if children != nil {
-			for _, k := range children.Keys() {
-				c := sub(children, k)
-				if c == nil {
-					continue
-				}
-				sa.Children = append(sa.Children, childSA{
-					Name:        ConnName(str(c, "name")),
-					UniqueID:    str(c, "uniqueid"),
-					ReqID:       str(c, "reqid"),
-					State:       str(c, "state"),
-					Mode:        str(c, "mode"),
-					Protocol:    str(c, "protocol"),
-					Encap:       str(c, "encap") == "yes",
-					SPIIn:       str(c, "spi-in"),
-					SPIOut:      str(c, "spi-out"),
-					Encr:        str(c, "encr-alg"),
-					EncrKeySize: str(c, "encr-keysize"),
-					Integ:       str(c, "integ-alg"),
-					LocalTS:     list(c, "local-ts"),
-					RemoteTS:    list(c, "remote-ts"),
-				})
-			}
+	}
+	return nil
+}
+
+// keysOf returns the keys of the section m holds under key, in charon's
+// order (the Go maps vici.UnmarshalMessage fills have none); nil when
+// there is no such section.
+func keysOf(m *vici.Message, key string) []string {
+	sec, ok := m.Get(key).(*vici.Message)
+	if !ok || sec == nil {
+		return nil
+	}
+	return sec.Keys()
+}
+
+// decodeListSA decodes one list-sa event (normally one IKE_SA). The
+// CHILD_SAs keep charon's order, which is their order of creation.
+func decodeListSA(ev *vici.Message) ([]ikeSA, error) {
+	var out []ikeSA
+	err := sections(ev, "IKE_SA", func(name string, sec *vici.Message) error {
+		var s ikeSASection
+		if err := unmarshal(sec, &s); err != nil {
+			return err
+		}
+		sa := s.SA
+		sa.Conn = ConnName(name)
+		for _, k := range keysOf(sec, "child-sas") {
+			sa.Children = append(sa.Children, s.ChildSAs[k])
 		}
 		out = append(out, sa)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out
+	return out, nil
 }
 
 // decodeListConn decodes one list-conn event.
-func decodeListConn(ev *vici.Message) []loadedConn {
+func decodeListConn(ev *vici.Message) ([]loadedConn, error) {
 	var out []loadedConn
-	if ev == nil {
-		return nil
-	}
-	for _, name := range ev.Keys() {
-		m := sub(ev, name)
-		if m == nil {
-			continue
+	err := sections(ev, "connection", func(name string, sec *vici.Message) error {
+		var s connSection
+		if err := unmarshal(sec, &s); err != nil {
+			return err
 		}
-		c := loadedConn{Name: ConnName(name), Children: map[ConnName]loadedChild{}}
-		if ch := sub(m, "children"); ch != nil {
-			for _, k := range ch.Keys() {
-				cm := sub(ch, k)
-				if cm == nil {
-					continue
-				}
-				c.Children[ConnName(k)] = loadedChild{
-					Mode:     str(cm, "mode"),
-					LocalTS:  list(cm, "local-ts"),
-					RemoteTS: list(cm, "remote-ts"),
-				}
-			}
+		c := loadedConn{Name: ConnName(name), Children: make(map[ConnName]loadedChild, len(s.Children))}
+		for k, ch := range s.Children {
+			c.Children[ConnName(k)] = ch
 		}
 		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out
+	return out, nil
 }
 
 // ownedConn reports whether a loaded connection has the shape ovnsec gives
@@ -309,28 +335,27 @@ func parseTS(s string) (trafficSelector, bool) {
 
 // policy is one trap, drop or bypass policy from list-policies.
 type policy struct {
-	Child    ConnName
-	IKE      ConnName
-	Mode     string
-	LocalTS  []string
-	RemoteTS []string
+	Child    ConnName `vici:"child"`
+	IKE      ConnName `vici:"ike"`
+	Mode     string   `vici:"mode"`
+	LocalTS  []string `vici:"local-ts"`
+	RemoteTS []string `vici:"remote-ts"`
 }
 
-// decodeListPolicy decodes one list-policy event.
-func decodeListPolicy(ev *vici.Message) []policy {
+// decodeListPolicy decodes one list-policy event (one section per policy,
+// keyed "<ike>/<child>").
+func decodeListPolicy(ev *vici.Message) ([]policy, error) {
 	var out []policy
-	if ev == nil {
-		return nil
-	}
-	for _, name := range ev.Keys() {
-		m := sub(ev, name)
-		if m == nil {
-			continue
+	err := sections(ev, "policy", func(_ string, sec *vici.Message) error {
+		var p policy
+		if err := unmarshal(sec, &p); err != nil {
+			return err
 		}
-		out = append(out, policy{
-			Child: ConnName(str(m, "child")), IKE: ConnName(str(m, "ike")), Mode: str(m, "mode"),
-			LocalTS: list(m, "local-ts"), RemoteTS: list(m, "remote-ts"),
-		})
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out
+	return out, nil
 }

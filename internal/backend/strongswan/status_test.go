@@ -96,7 +96,9 @@ func TestTunnelStatusPhases(t *testing.T) {
 			b := New(Config{ViciSocket: "unix:///nonexistent/charon.vici", Now: func() time.Time { return t0 }}, nil)
 			b.logs.setStreaming(tc.streaming)
 			for _, l := range tc.logs {
-				b.logs.add(msg(t, "group", "KNL", "level", "1", "ikesa-uniqueid", l.id, "ikesa-name", l.conn, "msg", l.msg))
+				if err := b.logs.add(msg(t, "group", "KNL", "level", "1", "ikesa-uniqueid", l.id, "ikesa-name", l.conn, "msg", l.msg)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			tn := geneveTunnel()
 			tn.Version = 1
@@ -107,9 +109,7 @@ func TestTunnelStatusPhases(t *testing.T) {
 			}
 			var sas []ikeSA
 			if tc.sas != nil {
-				for _, ev := range tc.sas(t) {
-					sas = append(sas, decodeListSA(ev)...)
-				}
+				sas = decodeSAs(t, tc.sas(t)...)
 			}
 			got := b.tunnelStatus(t0, st, tc.conns, sas)
 			if got.Phase != tc.phase || !strings.HasPrefix(got.Reason, tc.reason) {
