@@ -53,12 +53,7 @@ func renderShow(views []reconcile.TunnelView, backendErr error) string {
 	for _, v := range views {
 		b.WriteString(tunnel.Render(v.Tunnel))
 		b.WriteString(tunnel.RenderExtras(v.Tunnel))
-		state, reason := v.Summary(backendErr)
-		if reason == "" {
-			fmt.Fprintf(&b, "  Status:         %s\n", state)
-		} else {
-			fmt.Fprintf(&b, "  Status:         %s: %s\n", state, reason)
-		}
+		fmt.Fprintf(&b, "  Status:         %s\n", v.Summary(backendErr))
 		for _, d := range v.Status.Details {
 			fmt.Fprintf(&b, "  %s\n", d)
 		}

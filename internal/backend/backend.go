@@ -65,9 +65,15 @@ type TunnelStatus struct {
 	// act on ("IKE_SA established but the kernel refused the Child SA:
 	// Function not implemented", "peer silent for 30s", ...).
 	Reason string
+	// Code is Reason's stable code (metrics, JSON).
+	Code Code
 	// Blocked: the backend holds no SAs for the tunnel but drops its
 	// packets (backend.Guard); Phase is then PhaseDown.
 	Blocked bool
+	// IKE and Children describe the SAs as data (nil/empty when the
+	// backend does not report them); Details render them as text.
+	IKE      *IKESAStatus
+	Children []ChildSAStatus
 	// Conns lists the backend's connections for the tunnel, with a one-line
 	// state each, in the shape "ipsec/status" prints.
 	Conns []ConnStatus

@@ -145,7 +145,7 @@ func TestInvalidIsNotEnsuredAndShowsReason(t *testing.T) {
 		t.Fatalf("calls = %v, want none for an INVALID tunnel", got)
 	}
 	views, _ := r.View()
-	state, reason := views[0].Summary(nil)
+	state, reason := summary(views[0], nil)
 	if state != "invalid" || !strings.Contains(reason, "'remote_ip' is not set") {
 		t.Fatalf("summary = %q %q", state, reason)
 	}
@@ -206,7 +206,7 @@ func TestBackoffAfterFailure(t *testing.T) {
 	if views[0].Failures != 4 || views[0].LastErr == nil {
 		t.Fatalf("view = %+v", views[0])
 	}
-	state, reason := views[0].Summary(nil)
+	state, reason := summary(views[0], nil)
 	if state != "error" || !strings.Contains(reason, "charon unreachable") {
 		t.Fatalf("summary = %q %q", state, reason)
 	}
@@ -222,7 +222,7 @@ func TestBackoffAfterFailure(t *testing.T) {
 		t.Fatalf("recovery: %d calls", got)
 	}
 	views, _ = r.View()
-	if state, _ := views[0].Summary(nil); state != "up" {
+	if state, _ := summary(views[0], nil); state != "up" {
 		t.Fatalf("after recovery state = %q", state)
 	}
 }
@@ -263,7 +263,7 @@ func TestDownTunnelBroughtUpAfterInterval(t *testing.T) {
 		t.Fatalf("calls = %v", got)
 	}
 	views, _ := r.View()
-	state, reason := views[0].Summary(nil)
+	state, reason := summary(views[0], nil)
 	if state != "down" || reason != "peer silent" {
 		t.Fatalf("summary = %q %q", state, reason)
 	}
@@ -314,7 +314,7 @@ func TestBackendUnreachable(t *testing.T) {
 	if berr == nil {
 		t.Fatal("backend error not reported")
 	}
-	state, reason := views[0].Summary(berr)
+	state, reason := summary(views[0], berr)
 	if state != "unknown" || !strings.Contains(reason, "no such file") {
 		t.Fatalf("summary = %q %q", state, reason)
 	}
@@ -463,7 +463,7 @@ func TestBlockedAndUnguardedSummaries(t *testing.T) {
 	views, _ := r.View()
 	got := map[string][2]string{}
 	for _, v := range views {
-		s, why := v.Summary(nil)
+		s, why := summary(v, nil)
 		got[v.Tunnel.Name] = [2]string{s, why}
 	}
 	if g := got["tun"]; g[0] != "blocked" || !strings.Contains(g[1], "/ca.pem") {
@@ -479,7 +479,7 @@ func TestBlockedAndUnguardedSummaries(t *testing.T) {
 	r2.SetDesired([]tunnel.Tunnel{geneve("tun", 1)})
 	r2.Pass(ctx)
 	views, _ = r2.View()
-	if s, why := views[0].Summary(nil); s != "error" || !strings.Contains(why, "NOT blocked: ovs-ofctl") {
+	if s, why := summary(views[0], nil); s != "error" || !strings.Contains(why, "NOT blocked: ovs-ofctl") {
 		t.Errorf("guard failure: %q %q", s, why)
 	}
 }
@@ -489,10 +489,44 @@ func TestInvalidSummaryNamesProblems(t *testing.T) {
 	bad.State, bad.Reason = tunnel.StateInvalid, ": must set 'certificate' as local certificate"
 	bad.Problems = []string{"Open_vSwitch other_config PKI update ignored (read certificate /x.pem: no such file)"}
 	v := TunnelView{Tunnel: bad, HasStatus: true, Status: backend.TunnelStatus{Reason: "blocked: packets dropped"}}
-	state, reason := v.Summary(nil)
+	state, reason := summary(v, nil)
 	for _, want := range []string{"must set 'certificate'", "/x.pem", "blocked"} {
 		if state != "invalid" || !strings.Contains(reason, want) {
 			t.Errorf("summary %q %q lacks %q", state, reason, want)
+		}
+	}
+}
+
+// summary is a view's Status as the two strings tunnels/show prints.
+func summary(v TunnelView, backendErr error) (state, reason string) {
+	s := v.Summary(backendErr)
+	return s.State.String(), s.Detail
+}
+
+// The Status line is rendered from typed data: state, code, detail.
+func TestSummaryIsTyped(t *testing.T) {
+	up := TunnelView{Tunnel: geneve("tun", 1), HasStatus: true, Applied: 1, Current: true,
+		Status: backend.TunnelStatus{Version: 1, Phase: backend.PhaseUp}}
+	if s := up.Summary(nil); s.State != backend.StateUp || s.Code != backend.CodeNone || s.String() != "up" {
+		t.Errorf("up: %+v %q", s, s)
+	}
+	down := up
+	down.Status = backend.TunnelStatus{Version: 1, Phase: backend.PhaseDown, Code: "auth_failed", Reason: "AUTHENTICATION_FAILED from peer"}
+	if s := down.Summary(nil); s.State != backend.StateDown || s.Code != "auth_failed" || s.String() != "down: AUTHENTICATION_FAILED from peer" {
+		t.Errorf("down: %+v %q", s, s)
+	}
+	bad := geneve("tun", 2)
+	bad.State, bad.Reason = tunnel.StateInvalid, ": 'remote_ip' is not set"
+	if s := (TunnelView{Tunnel: bad}).Summary(nil); s.State != backend.StateInvalid || s.Code != backend.CodeConfigInvalid {
+		t.Errorf("invalid: %+v", s)
+	}
+	if s := (TunnelView{Tunnel: geneve("tun", 1)}).Summary(errors.New("charon gone")); s.State != backend.StateUnknown || s.Code != backend.CodeBackendUnreachable {
+		t.Errorf("unknown: %+v", s)
+	}
+	for _, st := range backend.States() {
+		var back backend.State
+		if txt, _ := st.MarshalText(); back.UnmarshalText(txt) != nil || back != st {
+			t.Errorf("state %v does not round-trip through text", st)
 		}
 	}
 }

@@ -74,42 +74,49 @@ func (r *Reconciler) LiveView(ctx context.Context) ([]TunnelView, error) {
 	return views, berr
 }
 
-// Summary is the one-line state of a tunnel and, when it is not up, why.
-func (v TunnelView) Summary(backendErr error) (state, reason string) {
+// Summary is the state of a tunnel and, when it is not up, why: what
+// tunnels/show's Status line renders (backend.Summary.String).
+func (v TunnelView) Summary(backendErr error) backend.Summary {
 	t := v.Tunnel
 	switch {
 	case t.State == tunnel.StateInvalid:
-		reason = "configuration is invalid" + t.Reason
+		detail := "configuration is invalid" + t.Reason
 		if len(t.Problems) > 0 {
-			reason += " (" + strings.Join(t.Problems, "; ") + ")"
+			detail += " (" + strings.Join(t.Problems, "; ") + ")"
 		}
 		if v.HasStatus && v.Status.Reason != "" {
-			reason += "; " + v.Status.Reason
+			detail += "; " + v.Status.Reason
 		}
-		return "invalid", reason + v.notBlocked()
+		return backend.Summary{State: backend.StateInvalid, Code: backend.CodeConfigInvalid, Detail: detail + v.notBlocked()}
 	case backendErr != nil && !v.HasStatus:
-		return "unknown", backendErr.Error() + v.notBlocked()
+		return backend.Summary{State: backend.StateUnknown, Code: backend.CodeBackendUnreachable, Detail: backendErr.Error() + v.notBlocked()}
 	case v.LastErr != nil && v.HasStatus && v.Status.Blocked:
-		return "blocked", v.LastErr.Error()
+		return backend.Summary{State: backend.StateBlocked, Code: backend.CodeConfigureFailed, Detail: v.LastErr.Error()}
 	case v.LastErr != nil:
-		return "error", v.LastErr.Error() + v.notBlocked()
+		return backend.Summary{State: backend.StateError, Code: backend.CodeConfigureFailed, Detail: v.LastErr.Error() + v.notBlocked()}
 	case !v.HasStatus || v.Status.Phase == backend.PhaseNotLoaded:
 		if v.Applied == 0 {
-			return "pending", "not yet given to the IKE daemon"
+			return backend.Summary{State: backend.StatePending, Code: backend.CodePending, Detail: "not yet given to the IKE daemon"}
 		}
-		return "not loaded", "the IKE daemon holds no connection for this tunnel; it will be loaded again"
+		return backend.Summary{State: backend.StateNotLoaded, Code: backend.CodeNotLoaded, Detail: "the IKE daemon holds no connection for this tunnel; it will be loaded again"}
 	case v.Status.Version != 0 && v.Status.Version != t.Version:
-		return "updating", "the IKE daemon still runs version " + itoa(v.Status.Version)
+		return backend.Summary{State: backend.StateUpdating, Code: backend.CodeOldVersion, Detail: "the IKE daemon still runs version " + itoa(v.Status.Version)}
 	case v.Status.Phase == backend.PhaseUp && !v.Current:
-		return "updating", "the IKE daemon still runs the previous configuration of this tunnel"
+		return backend.Summary{State: backend.StateUpdating, Code: backend.CodeOldVersion, Detail: "the IKE daemon still runs the previous configuration of this tunnel"}
 	case v.Status.Phase == backend.PhaseUp:
-		return "up", ""
+		return backend.Summary{State: backend.StateUp}
 	default:
-		reason := v.Status.Reason
-		if reason == "" {
-			reason = "no reason given by the backend"
+		s := backend.Summary{State: backend.StateDown, Code: v.Status.Code, Detail: v.Status.Reason}
+		if v.Status.Phase == backend.PhaseConnecting {
+			s.State = backend.StateConnecting
 		}
-		return string(v.Status.Phase), reason
+		if s.Detail == "" {
+			s.Detail = "no reason given by the backend"
+		}
+		if s.Code == backend.CodeNone {
+			s.Code = backend.CodeUnknown
+		}
+		return s
 	}
 }
 

@@ -137,7 +137,7 @@ func TestFaultInjectionEnsureStaysBlocked(t *testing.T) {
 						continue
 					}
 					failed++
-					if state, reason := v.Summary(nil); state != "blocked" || reason == "" {
+					if state, reason := summary(v, nil); state != "blocked" || reason == "" {
 						t.Errorf("%s: tunnels/show Status = %q: %q, want blocked with the reason", v.Tunnel.Name, state, reason)
 					}
 				}
@@ -177,10 +177,16 @@ func TestFaultInjectionRemoveStaysBlocked(t *testing.T) {
 				}
 			}
 			views, _ := rec.View()
-			state, reason := views[0].Summary(nil)
+			state, reason := summary(views[0], nil)
 			if state != "invalid" || !strings.Contains(reason, "blocked") {
 				t.Errorf("Status = %q: %q", state, reason)
 			}
 		})
 	}
+}
+
+// summary is a view's Status as the two strings tunnels/show prints.
+func summary(v reconcile.TunnelView, backendErr error) (state, reason string) {
+	s := v.Summary(backendErr)
+	return s.State.String(), s.Detail
 }
