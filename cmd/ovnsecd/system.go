@@ -268,98 +268,18 @@ func (s *system) purgeBackend(ctx context.Context) {
 	}
 }
 
-// feed turns every snapshot into the desired tunnels. It also re-evaluates
-// the last snapshot every reconciliation interval, so that certificates
-// replaced on disk and certificate expiry are noticed without a database
-// change, and at once whenever OVN's SB_Global ipsec changes whether IPsec
-// is required. It alone uses the table and the policy, so snapshots and
-// Southbound values are applied one at a time, in the order they arrive.
+// feed runs the feed loop (feeder) on the watcher's snapshots, the
+// Southbound follower's values and the reconciliation interval.
 func (s *system) feed(ctx context.Context) error {
 	tick := time.NewTicker(reconcile.DefaultInterval)
 	defer tick.Stop()
-	var sbUpdates <-chan ovnsb.State
+	f := &feeder{table: s.table, policy: s.policy, desired: s.rec.SetDesired, noDrop: s.noDrop, log: s.log, fed: s.fed}
+	var sbs <-chan ovnsb.State
 	if s.follower != nil {
-		sbUpdates = s.follower.Updates()
+		f.setRemote = s.follower.SetRemote
+		sbs = s.follower.Updates()
 	}
-	snaps := s.watcher.Updates()
-	var last ovsconf.Snapshot
-	have := false
-	var sb ovnsb.State
-	req := requirement{}
-	fed := false
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case snap, ok := <-snaps:
-			if !ok {
-				snaps = nil
-				continue
-			}
-			last, have = snap, true
-			if s.follower != nil {
-				s.follower.SetRemote(s.policy.Remote(snap.ExternalIDs))
-			}
-		case st, ok := <-sbUpdates:
-			if !ok {
-				sbUpdates = nil
-				continue
-			}
-			sb = st
-			if !have {
-				continue // decided with the first snapshot
-			}
-		case <-tick.C:
-			if !have {
-				continue
-			}
-		}
-		req.apply(s, s.policy.Decide(sb, last))
-		tunnels, events := s.table.Update(last)
-		tunnel.Log(ctx, s.log, events)
-		s.rec.SetDesired(tunnels)
-		if !fed {
-			fed = true
-			close(s.fed)
-		}
-	}
-}
-
-// requirement is the feed loop's record of the last Decision applied.
-type requirement struct {
-	applied bool
-	cur     ovnsb.Decision
-}
-
-// apply gives d to the table and logs it, if it differs from the last one.
-func (r *requirement) apply(s *system, d ovnsb.Decision) {
-	if r.applied && d == r.cur {
-		return
-	}
-	first := !r.applied
-	r.applied, r.cur = true, d
-	s.table.Require(tunnel.Requirement{On: d.Require, Cause: d.Cause, NoDrop: s.noDrop})
-	if first && d.Basis == ovnsb.BasisForced {
-		return // the start-up line names --require-ipsec
-	}
-	if first && !d.Following && !d.Require {
-		return
-	}
-	s.log.Info(d.String(), "basis", basisName(d.Basis))
-}
-
-func basisName(b ovnsb.Basis) string {
-	switch b {
-	case ovnsb.BasisForced:
-		return "--require-ipsec"
-	case ovnsb.BasisSB:
-		return "sb_global"
-	case ovnsb.BasisLastKnown:
-		return "sb_global_last_known"
-	case ovnsb.BasisInferred:
-		return "ovn_tunnel_options"
-	}
-	return "none"
+	return f.run(ctx, s.watcher.Updates(), sbs, tick.C)
 }
 
 func (s *system) requestExit(cleanup bool) {
