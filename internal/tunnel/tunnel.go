@@ -127,6 +127,10 @@ func (t Tunnel) Conns() []string {
 	return []string{t.Name + "-in-" + v, t.Name + "-out-" + v}
 }
 
+// Options returns CustomOptions parsed: the one interpretation of the
+// ipsec_* options every backend uses.
+func (t Tunnel) Options() Options { return ParseOptions(t.CustomOptions) }
+
 // SameConfig reports whether t and u configure the same protection: every
 // field but the status-only ones (OFPort, CFMState, Problems) is equal.
 // Versions alone cannot tell: a tunnel removed and added again restarts at

@@ -8,58 +8,6 @@ import (
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
-func TestParseIPsecDuration(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		err  string
-	}{
-		{in: "30s", want: 30 * time.Second},
-		{in: "20m", want: 20 * time.Minute},
-		{in: "8h", want: 8 * time.Hour},
-		{in: "1d", want: 24 * time.Hour},
-		{in: "3600", want: time.Hour},
-		{in: " 8H ", want: 8 * time.Hour},
-		{in: "1h30m", want: 90 * time.Minute},
-		{in: "", err: "empty"},
-		{in: "0", err: "zero"},
-		{in: "0s", err: "zero"},
-		{in: "-5s", err: "not a time"},
-		{in: "eight hours", err: "not a time"},
-		{in: "8w", err: "not a time"},
-		{in: "99999999999s", err: "not a time"},
-	}
-	for _, tc := range tests {
-		got, err := parseIPsecDuration(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("parseIPsecDuration(%q) = %v, %v; want error %q", tc.in, got, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("parseIPsecDuration(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-	}
-}
-
-func TestParsePercent(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int
-		ok   bool
-	}{
-		{"100%", 100, true}, {"0%", 0, true}, {"50", 50, true}, {"1000%", 1000, true},
-		{"1001%", 0, false}, {"-1%", 0, false}, {"half", 0, false}, {"", 0, false},
-	}
-	for _, tc := range tests {
-		got, err := parsePercent(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parsePercent(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-	}
-}
-
 // TestPlanLifetimes: the ipsec_* lifetime options reach the IKE peer and
 // bad values refuse the tunnel with the option named.
 func TestPlanLifetimes(t *testing.T) {
@@ -124,18 +72,5 @@ func TestPlanLifetimes(t *testing.T) {
 				t.Errorf("unsupported %q, want %q (lifetime options are supported)", p.unsupported, tc.unsupported)
 			}
 		})
-	}
-}
-
-// TestLifetimeOptionKinds keeps the keyword table honest both ways.
-func TestLifetimeOptionKinds(t *testing.T) {
-	for key, want := range map[string]lifetimeKind{
-		"ikelifetime": lifeIKE, "salifetime": lifeChild, "lifetime": lifeChild, "keylife": lifeChild,
-		"rekeymargin": lifeMargin, "margintime": lifeMargin, "rekeyfuzz": lifeFuzz,
-		"encapsulation": lifeNone, "dpddelay": lifeNone, "ikelifetime2": lifeNone, "": lifeNone,
-	} {
-		if got := lifetimeOption(key); got != want {
-			t.Errorf("lifetimeOption(%q) = %v, want %v", key, got, want)
-		}
 	}
 }

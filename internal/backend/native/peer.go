@@ -88,33 +88,22 @@ func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, err
 	if err := setAuth(&peer, t, local, remote, creds); err != nil {
 		return nil, err
 	}
-	var life lifetimes
-	for _, o := range t.CustomOptions {
-		if kind := lifetimeOption(o.Key); kind != lifeNone {
-			if err := life.set(kind, o.Key, o.Value); err != nil {
-				return nil, fmt.Errorf("tunnel %s: %w", t.Name, err)
-			}
-			continue
-		}
-		switch strings.ToLower(o.Key) {
-		case "encapsulation", "forceencaps":
-			switch strings.ToLower(o.Value) {
-			case "yes", "true":
-				peer.ForceEncap = true
-			case "no", "false":
-			default:
-				return nil, fmt.Errorf("tunnel %s: option %s=%q: want yes or no", t.Name, o.Key, o.Value)
-			}
-		case "ike":
-			peer.IKEProposals = proposals(o.Value)
-		case "esp":
-			peer.ESPProposals = proposals(o.Value)
-		default:
-			p.unsupported = append(p.unsupported, o.Key)
+	o := t.Options()
+	if len(o.Errors) > 0 {
+		return nil, fmt.Errorf("tunnel %s: %s", t.Name, strings.Join(o.Errors, "; "))
+	}
+	if err := applyLifetimes(&peer, o); err != nil {
+		return nil, fmt.Errorf("tunnel %s: %w", t.Name, err)
+	}
+	peer.ForceEncap = o.ForceEncap
+	peer.IKEProposals, peer.ESPProposals = o.IKEProposals, o.ESPProposals
+	for _, s := range o.Set {
+		if !nativeOptions[s.Key] {
+			p.unsupported = append(p.unsupported, strings.TrimPrefix(s.Spelling, "ipsec_"))
 		}
 	}
-	if err := life.apply(&peer); err != nil {
-		return nil, fmt.Errorf("tunnel %s: %w", t.Name, err)
+	for _, u := range o.Unknown {
+		p.unsupported = append(p.unsupported, u.Key)
 	}
 	if peer.ForceEncap {
 		p.policy.Encap = ovsbridge.EncapUDP4500
@@ -162,17 +151,11 @@ func credPaths(t tunnel.Tunnel) []string {
 	return nil
 }
 
-// proposals splits an ipsec.conf proposal list ("a-b-c,d-e!") into
-// strongSwan-notation proposals; a trailing "!" (strict) is implied.
-func proposals(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		s = strings.TrimSuffix(strings.TrimSpace(s), "!")
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+// nativeOptions are the custom options the native backend honours; the
+// others are reported as ignored (backend.PartialError).
+var nativeOptions = map[tunnel.OptionKey]bool{
+	tunnel.OptForceEncap: true, tunnel.OptIKELifetime: true, tunnel.OptChildLifetime: true,
+	tunnel.OptRekeyMargin: true, tunnel.OptRekeyFuzz: true, tunnel.OptIKE: true, tunnel.OptESP: true,
 }
 
 func setAuth(peer *ike.Peer, t tunnel.Tunnel, local, remote netip.Addr, creds CredLoader) error {

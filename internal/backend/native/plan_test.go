@@ -165,23 +165,6 @@ func TestPlanTunnel(t *testing.T) {
 	}
 }
 
-func TestProposals(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"aes256gcm16-sha256-modp2048", []string{"aes256gcm16-sha256-modp2048"}},
-		{"a!, b ,", []string{"a", "b"}},
-		{"", nil},
-	}
-	for _, tc := range tests {
-		got := proposals(tc.in)
-		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
-			t.Errorf("proposals(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestCarries(t *testing.T) {
 	p, err := planTunnel(geneveTunnel(1), local, fakeCreds{})
 	if err != nil {
