@@ -146,6 +146,7 @@ func TestIntegrationTwoCharons(t *testing.T) {
 			t.Errorf("%s: swanctl --list-sas shows no ESTABLISHED IKE_SA", side.h.ns)
 		}
 	}
+	captureCharonReplies(t, a, "psk", "gnv0-1")
 	rep, err := ba.Report(ctx, "ipsec/status")
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +285,7 @@ func TestIntegrationTwoCharons(t *testing.T) {
 			t.Errorf("%s: CA tunnel IKE_SA not established: %q", side.h.ns, st.Details)
 		}
 	}
+	captureCharonReplies(t, a, "ca", "gnv1-1")
 	// A fresh backend (ovnsecd restarted with --no-restart-ike-daemon)
 	// reloads the same connection without disturbing its IKE_SAs.
 	before = a.swanctl("--list-sas", "--ike", "gnv1-1")
