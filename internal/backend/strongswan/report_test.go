@@ -1,3 +1,6 @@
+// Tests of the reports: the ipsec/status and xfrm/* renderings and the
+// Python reprs they are printed in.
+
 package strongswan
 
 import "testing"
