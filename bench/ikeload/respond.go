@@ -91,9 +91,9 @@ func (r *responder) report(w io.Writer) {
 	var up, connecting int
 	for _, n := range r.peers {
 		switch r.e.Status(n).State {
-		case "established":
+		case ike.SAEstablished:
 			up++
-		case "connecting":
+		case ike.SAConnecting:
 			connecting++
 		}
 	}

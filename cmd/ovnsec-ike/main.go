@@ -378,7 +378,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				return
 			case <-t.C:
 				st := e.Status("peer")
-				if s := st.State + " " + st.Reason; s != last {
+				if s := st.State.String() + " " + st.Reason; s != last {
 					ec.Logger.Info("status", "state", st.State, "reason", st.Reason, "alg", st.Algorithms, "encap", st.Encap)
 					last = s
 				}

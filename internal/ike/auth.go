@@ -99,28 +99,18 @@ func (sa *ikeSA) signMethod(k crypto.Signer) (message.AuthMethod, suite.SigSchem
 	return 0, 0, fmt.Errorf("unsupported private key type %T (use RSA or ECDSA P-256/384/521)", k.Public())
 }
 
-// authError is a failed check of the peer's authentication, with the
-// reason shown in Status.
-type authError struct{ reason string }
-
-func (e *authError) Error() string { return e.reason }
-
-func authFail(format string, args ...any) error {
-	return &authError{fmt.Sprintf(format, args...)}
-}
-
 // verifyPeer checks the peer's ID and AUTH payload.
 func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
 	cfg := sa.p.cfg
 	if id == nil {
-		return authFail("peer sent no identity")
+		return reasonf(ReasonProtocolError, "peer sent no identity")
 	}
 	if !cfg.remoteID.matches(id) {
-		return authFail("peer ID %s does not match expected %s", idString(id), cfg.remoteID)
+		return reasonf(ReasonIdentityMismatch, "peer ID %s does not match expected %s", idString(id), cfg.remoteID)
 	}
 	auth, _ := message.Find(ps, message.PayloadAUTH).(*message.Auth)
 	if auth == nil {
-		return authFail("peer sent no AUTH payload")
+		return reasonf(ReasonProtocolError, "peer sent no AUTH payload")
 	}
 	realMsg, nonce, skp := sa.initRsp, sa.ni, sa.keys.Pr
 	if !sa.initiator {
@@ -130,17 +120,17 @@ func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
 	a := &cfg.Auth
 	if a.isPSK() {
 		if auth.Method != message.AuthPSK {
-			return authFail("peer authenticates with %s, we expect a pre-shared key", auth.Method)
+			return reasonf(ReasonAuthFailed, "peer authenticates with %s, we expect a pre-shared key", auth.Method)
 		}
 		if !suite.VerifyPSKAuthWith(sa.prf, sa.p.pskKey(sa.prf), signed, auth.Data) {
-			return authFail("pre-shared key mismatch: peer's AUTH does not verify")
+			return reasonf(ReasonAuthFailed, "pre-shared key mismatch: peer's AUTH does not verify")
 		}
 		return nil
 	}
 	switch auth.Method {
 	case message.AuthRSASig, message.AuthECDSAP256, message.AuthECDSAP384, message.AuthECDSAP521, message.AuthDigitalSignature:
 	default:
-		return authFail("peer authenticates with %s, we expect a certificate signature", auth.Method)
+		return reasonf(ReasonAuthFailed, "peer authenticates with %s, we expect a certificate signature", auth.Method)
 	}
 	cert, err := sa.peerCert(ps)
 	if err != nil {
@@ -149,7 +139,7 @@ func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
 	switch id.IDType {
 	case message.ID_FQDN:
 		if !slices.Contains(cert.DNSNames, cfg.remoteID.text) {
-			return authFail("peer ID %s is not a DNS name in its certificate (SAN %v)", cfg.remoteID, cert.DNSNames)
+			return reasonf(ReasonIdentityMismatch, "peer ID %s is not a DNS name in its certificate (SAN %v)", cfg.remoteID, cert.DNSNames)
 		}
 	default:
 		found := false
@@ -159,7 +149,7 @@ func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
 			}
 		}
 		if !found {
-			return authFail("peer ID %s is not an IP address in its certificate (SAN %v)", cfg.remoteID, cert.IPAddresses)
+			return reasonf(ReasonIdentityMismatch, "peer ID %s is not an IP address in its certificate (SAN %v)", cfg.remoteID, cert.IPAddresses)
 		}
 	}
 	if a.PeerCert == nil {
@@ -171,14 +161,14 @@ func (sa *ikeSA) verifyPeer(ps []message.Payload, id *message.ID) error {
 		if cns := commonNames(cert); len(cns) != 1 {
 			// Tools disagree on which of several CNs counts (Go takes the
 			// last, ovs-monitor-ipsec the first): refuse them all.
-			return authFail("peer certificate has %d CNs %q; the expected remote name %q must be its only CN", len(cns), cns, cfg.remoteID.text)
+			return reasonf(ReasonIdentityMismatch, "peer certificate has %d CNs %q; the expected remote name %q must be its only CN", len(cns), cns, cfg.remoteID.text)
 		}
 		if cn := cert.Subject.CommonName; cn != cfg.remoteID.text {
-			return authFail("peer certificate CN %q is not the expected remote name %q", cn, cfg.remoteID.text)
+			return reasonf(ReasonIdentityMismatch, "peer certificate CN %q is not the expected remote name %q", cn, cfg.remoteID.text)
 		}
 	}
 	if _, err := suite.Verify(cert.PublicKey, auth.Method, signed, auth.Data); err != nil {
-		return authFail("peer's AUTH signature does not verify: %v", err)
+		return reasonf(ReasonAuthFailed, "peer's AUTH signature does not verify: %v", err)
 	}
 	return nil
 }
@@ -195,29 +185,29 @@ func (sa *ikeSA) peerCert(ps []message.Payload) (*x509.Certificate, error) {
 		}
 		x, err := x509.ParseCertificate(c.Data)
 		if err != nil {
-			return nil, authFail("peer's certificate does not parse: %v", err)
+			return nil, reasonf(ReasonCertUntrusted, "peer's certificate does not parse: %v", err)
 		}
 		chain = append(chain, x)
 	}
 	now := sa.now()
 	if a.PeerCert != nil {
 		if len(chain) > 0 && !bytes.Equal(chain[0].Raw, a.PeerCert.Raw) {
-			return nil, authFail("peer's certificate %s is not the pinned certificate %s", fingerprint(chain[0].Raw), fingerprint(a.PeerCert.Raw))
+			return nil, reasonf(ReasonCertUntrusted, "peer's certificate %s is not the pinned certificate %s", fingerprint(chain[0].Raw), fingerprint(a.PeerCert.Raw))
 		}
 		if now.Before(a.PeerCert.NotBefore) || now.After(a.PeerCert.NotAfter) {
-			return nil, authFail("pinned peer certificate expired or not yet valid (valid %s to %s)", a.PeerCert.NotBefore.Format(time.RFC3339), a.PeerCert.NotAfter.Format(time.RFC3339))
+			return nil, reasonf(ReasonCertUntrusted, "pinned peer certificate expired or not yet valid (valid %s to %s)", a.PeerCert.NotBefore.Format(time.RFC3339), a.PeerCert.NotAfter.Format(time.RFC3339))
 		}
 		if err := checkUsage(a.PeerCert); err != nil {
-			return nil, authFail("pinned peer certificate %s is not usable for IKE: %v", fingerprint(a.PeerCert.Raw), err)
+			return nil, reasonf(ReasonCertUntrusted, "pinned peer certificate %s is not usable for IKE: %v", fingerprint(a.PeerCert.Raw), err)
 		}
 		return a.PeerCert, nil
 	}
 	if len(chain) == 0 {
-		return nil, authFail("peer sent no certificate")
+		return nil, reasonf(ReasonCertUntrusted, "peer sent no certificate")
 	}
 	leaf := chain[0]
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		return nil, authFail("peer certificate expired or not yet valid (valid %s to %s)", leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+		return nil, reasonf(ReasonCertUntrusted, "peer certificate expired or not yet valid (valid %s to %s)", leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
 	}
 	roots := x509.NewCertPool()
 	for _, c := range a.CAs {
@@ -231,12 +221,12 @@ func (sa *ikeSA) peerCert(ps []message.Payload) (*x509.Certificate, error) {
 	if err != nil {
 		var ce x509.CertificateInvalidError
 		if errors.As(err, &ce) && ce.Reason == x509.Expired {
-			return nil, authFail("peer certificate chain expired: %v", err)
+			return nil, reasonf(ReasonCertUntrusted, "peer certificate chain expired: %v", err)
 		}
-		return nil, authFail("certificate not signed by the configured CA: %v", err)
+		return nil, reasonf(ReasonCertUntrusted, "certificate not signed by the configured CA: %v", err)
 	}
 	if err := checkUsage(leaf); err != nil {
-		return nil, authFail("peer certificate %q is not usable for IKE: %v", leaf.Subject.CommonName, err)
+		return nil, reasonf(ReasonCertUntrusted, "peer certificate %q is not usable for IKE: %v", leaf.Subject.CommonName, err)
 	}
 	return leaf, nil
 }
@@ -319,7 +309,7 @@ func (sa *ikeSA) sendAuth() {
 	idi := sa.myID()
 	certs, auth, err := sa.authPayloads(idi)
 	if err != nil {
-		sa.fail(err.Error())
+		sa.failErr(ReasonInternalError, err)
 		return
 	}
 	ps := []message.Payload{idi}
@@ -331,20 +321,20 @@ func (sa *ikeSA) sendAuth() {
 	ps = append(ps, p.cfg.remoteID.payload(true), auth)
 	pc, err := sa.newPendingChild(p.cfg.children[0], false, nil)
 	if err != nil {
-		sa.fail(err.Error())
+		sa.failErr(ReasonInternalError, err)
 		return
 	}
 	sa.authCh = pc
 	ps = append(ps, pc.payloads(sa)...)
 	pkts, err := sa.protect(sa.header(message.IKE_AUTH, 1, false), ps)
 	if err != nil {
-		sa.fail(err.Error())
+		sa.failErr(ReasonInternalError, err)
 		return
 	}
 	sa.nextID = 2
 	sa.sendRequest(&request{id: 1, exch: message.IKE_AUTH, pkts: pkts, onResp: sa.onAuthResponse,
 		onTimeout: func() {
-			sa.fail(fmt.Sprintf("peer silent: no answer to IKE_AUTH after %d tries", sa.p.e.cfg.RetransmitTries))
+			sa.fail(ReasonPeerSilent, fmt.Sprintf("peer silent: no answer to IKE_AUTH after %d tries", sa.p.e.cfg.RetransmitTries))
 		}})
 }
 
@@ -353,21 +343,21 @@ func (sa *ikeSA) onAuthResponse(_ *message.Message, _ []byte, ps []message.Paylo
 	p := sa.p
 	if n := message.Notifies(ps, message.AUTHENTICATION_FAILED); len(n) > 0 {
 		sa.releaseChild(sa.authCh)
-		sa.fail("AUTHENTICATION_FAILED from peer")
+		sa.fail(ReasonPeerRefusedAuth, "AUTHENTICATION_FAILED from peer")
 		return
 	}
 	idr, _ := message.Find(ps, message.PayloadIDr).(*message.ID)
 	if idr == nil {
 		if n := errorNotify(ps); n != nil {
 			sa.releaseChild(sa.authCh)
-			sa.fail(fmt.Sprintf("%s from peer in IKE_AUTH", n.NotifyType))
+			sa.fail(notifyCode(n.NotifyType), fmt.Sprintf("%s from peer in IKE_AUTH", n.NotifyType))
 			return
 		}
 	}
 	if err := sa.verifyPeer(ps, idr); err != nil {
 		p.e.stats.AuthErrors.Add(1)
 		sa.releaseChild(sa.authCh)
-		reason := err.Error()
+		reason := failureOf(ReasonAuthFailed, err)
 		// Tell the peer (RFC 7296 §2.21.2) and forget the SA.
 		if pkts, e2 := sa.protect(sa.header(message.INFORMATIONAL, sa.nextID, false),
 			[]message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}); e2 == nil {
@@ -375,7 +365,7 @@ func (sa *ikeSA) onAuthResponse(_ *message.Message, _ []byte, ps []message.Paylo
 				p.e.send(sa.port, b, sa.remote)
 			}
 		}
-		sa.fail(reason)
+		sa.fail(reason.code, reason.text)
 		return
 	}
 	sa.setEstablished()
@@ -390,7 +380,7 @@ func (sa *ikeSA) onAuthResponse(_ *message.Message, _ []byte, ps []message.Paylo
 	err := sa.finishChild(pc, ps)
 	sa.announceUp()
 	if err != nil {
-		p.reason = fmt.Sprintf("child %s: %v", pc.cfg.Name, err)
+		p.reason = failure{ReasonChildFailed, fmt.Sprintf("child %s: %v", pc.cfg.Name, err)}
 		sa.log().Warn("ike: child SA failed", "child", pc.cfg.Name, "err", err)
 	}
 	for _, c := range p.cfg.children[1:] {
@@ -413,27 +403,27 @@ func (sa *ikeSA) announceUp() {
 func (sa *ikeSA) respondAuth(ps []message.Payload) ([]message.Payload, func()) {
 	p := sa.p
 	idi, _ := message.Find(ps, message.PayloadIDi).(*message.ID)
-	failed := func(reason string) ([]message.Payload, func()) {
+	failed := func(reason failure) ([]message.Payload, func()) {
 		p.e.stats.AuthErrors.Add(1)
 		return []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}, func() {
-			sa.log().Warn("ike: peer failed authentication", "reason", reason)
+			sa.log().Warn("ike: peer failed authentication", "reason", reason.text, "code", reason.code)
 			p.reason = reason
 			sa.destroy()
 		}
 	}
 	if idr, _ := message.Find(ps, message.PayloadIDr).(*message.ID); idr != nil {
 		if !p.cfg.localID.matches(idr) {
-			return failed(fmt.Sprintf("peer asked for ID %s, we are %s", idString(idr), p.cfg.localID))
+			return failed(failure{ReasonIdentityMismatch, fmt.Sprintf("peer asked for ID %s, we are %s", idString(idr), p.cfg.localID)})
 		}
 	}
 	if err := sa.verifyPeer(ps, idi); err != nil {
-		return failed(err.Error())
+		return failed(failureOf(ReasonAuthFailed, err))
 	}
 	sa.initialCont = hasNotify(ps, message.INITIAL_CONTACT)
 	idr := sa.myID()
 	certs, auth, err := sa.authPayloads(idr)
 	if err != nil {
-		return failed("cannot sign our AUTH: " + err.Error())
+		return failed(failure{ReasonInternalError, "cannot sign our AUTH: " + err.Error()})
 	}
 	out := []message.Payload{idr}
 	out = append(out, certs...)
@@ -443,7 +433,7 @@ func (sa *ikeSA) respondAuth(ps []message.Payload) ([]message.Payload, func()) {
 	childOut, err := sa.acceptChild(ps, nil, nil)
 	sa.announceUp()
 	if err != nil {
-		p.reason = err.Error()
+		p.reason = failureOf(ReasonChildFailed, err)
 		sa.log().Warn("ike: child SA refused", "err", err)
 	}
 	out = append(out, childOut...)

@@ -184,7 +184,7 @@ func waitChildReplaced(t *testing.T, c *charon, s *side, old PeerStatus) {
 		t.Errorf("charon still has the old child %s:\n%s", oldIn, out)
 	}
 	st := s.e.Status("charon")
-	if len(st.Children) != 1 || st.Children[0].State != "installed" {
+	if len(st.Children) != 1 || st.Children[0].State != ChildSAInstalled {
 		t.Errorf("ovnsec children: %+v", st.Children)
 	}
 }

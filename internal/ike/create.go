@@ -38,7 +38,7 @@ func (sa *ikeSA) createChildGroup(cfg ChildConfig, group message.DHGroup) {
 			return
 		}
 		if err := sa.finishChild(pc, ps); err != nil {
-			sa.p.reason = fmt.Sprintf("child %s: %v", cfg.Name, err)
+			sa.p.reason = failure{ReasonChildFailed, fmt.Sprintf("child %s: %v", cfg.Name, err)}
 			sa.log().Warn("ike: child SA failed", "child", cfg.Name, "err", err)
 		}
 	}, sa.peerDead(message.CREATE_CHILD_SA))

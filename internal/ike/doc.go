@@ -7,7 +7,7 @@
 //	go e.Run(ctx)
 //	err = e.AddPeer(ike.Peer{Name: "ch2", Remote: ..., Auth: ..., LocalID: "ch1",
 //		RemoteID: "ch2", Children: []ike.ChildConfig{{Name: "gnv"}}, Initiate: true})
-//	st := e.Status("ch2") // State, SPIs, algorithms, NAT, children, Reason
+//	st := e.Status("ch2") // State, SPIs, algorithms, NAT, children, Reason, Code
 //
 // # Structure
 //
@@ -43,7 +43,12 @@
 // expected remote name "y"" (CA-signed mode requires CN = SAN DNS = remote
 // name), "peer certificate "y" is not usable for IKE: its extendedKeyUsage
 // ...", "NO_PROPOSAL_CHOSEN from peer in IKE_SA_INIT", "peer dead: no
-// answer to liveness check after 5 tries".
+// answer to liveness check after 5 tries". PeerStatus.Code classifies the
+// reason with a stable ReasonCode (reason.go: peer_silent, auth_failed,
+// cert_untrusted, identity_mismatch, no_proposal, ...) for metrics and
+// JSON; every site that records a reason sets code and text together.
+// PeerStatus.State and ChildStatus.State are enums (SAState, ChildState)
+// whose text is the word the status shows.
 //
 // # Denial of service
 //

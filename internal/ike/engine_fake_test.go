@@ -127,7 +127,7 @@ func TestFakeRetransmitSchedule(t *testing.T) {
 			t.Fatalf("after +%v: %d packets, want %d", step.advance, got, step.want)
 		}
 	}
-	if st := w.a.e.Status("peer"); st.State != "connecting" {
+	if st := w.a.e.Status("peer"); st.State != SAConnecting {
 		t.Fatalf("gave up too early: %+v", st)
 	}
 	w.clock.Advance(time.Millisecond)

@@ -18,7 +18,7 @@ func (sa *ikeSA) peerDead(exch message.ExchangeType) func() {
 		if exch == message.INFORMATIONAL {
 			what = "liveness check"
 		}
-		sa.fail(fmt.Sprintf("peer dead: no answer to %s after %d tries", what, sa.p.e.cfg.RetransmitTries))
+		sa.fail(ReasonPeerSilent, fmt.Sprintf("peer dead: no answer to %s after %d tries", what, sa.p.e.cfg.RetransmitTries))
 	}
 }
 
@@ -86,7 +86,7 @@ func (e *Engine) DeleteIKE(name string) error {
 	sa.request(message.INFORMATIONAL, func() ([]message.Payload, error) {
 		return []message.Payload{&message.Delete{Protocol: message.ProtoIKE}}, nil
 	}, func(*message.Message, []byte, []message.Payload) { done() }, done)
-	p.reason = "deleted locally"
+	p.reason = failure{ReasonDeleted, "deleted locally"}
 	return nil
 }
 
@@ -137,7 +137,7 @@ func (sa *ikeSA) respondInformational(ps []message.Payload) ([]message.Payload, 
 			case message.ProtoIKE:
 				after = func() {
 					if p.ike == sa {
-						p.reason = "peer deleted the IKE SA"
+						p.reason = failure{ReasonDeleted, "peer deleted the IKE SA"}
 					}
 					sa.log().Info("ike: peer deleted the IKE SA")
 					sa.destroy()
@@ -161,7 +161,7 @@ func (sa *ikeSA) respondInformational(ps []message.Payload) ([]message.Payload, 
 			}
 		case *message.Notify:
 			if x.NotifyType == message.AUTHENTICATION_FAILED {
-				return nil, func() { sa.fail("AUTHENTICATION_FAILED from peer") }
+				return nil, func() { sa.fail(ReasonPeerRefusedAuth, "AUTHENTICATION_FAILED from peer") }
 			}
 		}
 	}

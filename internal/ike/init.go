@@ -77,12 +77,12 @@ func (sa *ikeSA) startInit(group message.DHGroup) {
 	var err error
 	if sa.ni == nil {
 		if sa.ni, err = randomBytes(p.e.rand, nonceLen); err != nil {
-			sa.fail(err.Error())
+			sa.failErr(ReasonInternalError, err)
 			return
 		}
 	}
 	if sa.dh, err = suite.NewDH(group, p.e.rand); err != nil {
-		sa.fail(err.Error())
+		sa.failErr(ReasonInternalError, err)
 		return
 	}
 	var ps []message.Payload
@@ -95,7 +95,7 @@ func (sa *ikeSA) startInit(group message.DHGroup) {
 		&message.Nonce{Data: sa.ni})
 	nat, err := sa.natNotifies(message.SPI{}, sa.localAP(PortIKE), sa.remote)
 	if err != nil {
-		sa.fail(err.Error())
+		sa.failErr(ReasonInternalError, err)
 		return
 	}
 	ps = append(ps, nat...)
@@ -106,7 +106,7 @@ func (sa *ikeSA) startInit(group message.DHGroup) {
 	m := &message.Message{Header: sa.header(message.IKE_SA_INIT, 0, false), Payloads: ps}
 	b, err := m.Encode(nil)
 	if err != nil {
-		sa.fail(fmt.Sprintf("encode IKE_SA_INIT: %v", err))
+		sa.fail(ReasonInternalError, fmt.Sprintf("encode IKE_SA_INIT: %v", err))
 		return
 	}
 	sa.initReq = b
@@ -114,7 +114,7 @@ func (sa *ikeSA) startInit(group message.DHGroup) {
 	sa.sendRequest(&request{id: 0, exch: message.IKE_SA_INIT, pkts: [][]byte{b},
 		onResp: sa.onInitResponse,
 		onTimeout: func() {
-			sa.fail(fmt.Sprintf("peer silent: no answer to IKE_SA_INIT after %d tries", sa.p.e.cfg.RetransmitTries))
+			sa.fail(ReasonPeerSilent, fmt.Sprintf("peer silent: no answer to IKE_SA_INIT after %d tries", sa.p.e.cfg.RetransmitTries))
 		}})
 }
 
@@ -123,7 +123,7 @@ func (sa *ikeSA) onInitResponse(m *message.Message, raw []byte, ps []message.Pay
 	p := sa.p
 	if c := message.Notifies(ps, message.COOKIE); len(c) > 0 {
 		if sa.cookie != nil && bytes.Equal(sa.cookie, c[0].Data) {
-			sa.fail("peer keeps demanding the same COOKIE")
+			sa.fail(ReasonProtocolError, "peer keeps demanding the same COOKIE")
 			return
 		}
 		sa.cookie = append([]byte(nil), c[0].Data...)
@@ -133,7 +133,11 @@ func (sa *ikeSA) onInitResponse(m *message.Message, raw []byte, ps []message.Pay
 	if n := message.Notifies(ps, message.INVALID_KE_PAYLOAD); len(n) > 0 {
 		g, err := message.ParseInvalidKE(n[0].Data)
 		if err != nil || g == sa.dh.Group() || !p.cfg.offersDH(g) {
-			sa.fail(fmt.Sprintf("INVALID_KE_PAYLOAD from peer asks for DH group %v, which we do not offer", g))
+			code := ReasonNoProposal
+			if err != nil || g == sa.dh.Group() {
+				code = ReasonProtocolError // garbled, or the group we sent
+			}
+			sa.fail(code, fmt.Sprintf("INVALID_KE_PAYLOAD from peer asks for DH group %v, which we do not offer", g))
 			return
 		}
 		sa.log().Info("ike: peer wants another DH group", "group", g)
@@ -141,36 +145,36 @@ func (sa *ikeSA) onInitResponse(m *message.Message, raw []byte, ps []message.Pay
 		return
 	}
 	if n := errorNotify(ps); n != nil {
-		sa.fail(fmt.Sprintf("%s from peer in IKE_SA_INIT", n.NotifyType))
+		sa.fail(notifyCode(n.NotifyType), fmt.Sprintf("%s from peer in IKE_SA_INIT", n.NotifyType))
 		return
 	}
 	if m.SPIr.IsZero() {
-		sa.fail("peer answered IKE_SA_INIT without a responder SPI")
+		sa.fail(ReasonProtocolError, "peer answered IKE_SA_INIT without a responder SPI")
 		return
 	}
 	saP, _ := m.Find(message.PayloadSA).(*message.SA)
 	ke, _ := m.Find(message.PayloadKE).(*message.KE)
 	nonce, _ := m.Find(message.PayloadNonce).(*message.Nonce)
 	if saP == nil || ke == nil || nonce == nil || len(saP.Proposals) != 1 {
-		sa.fail("peer's IKE_SA_INIT response lacks SA, KE or Nonce")
+		sa.fail(ReasonProtocolError, "peer's IKE_SA_INIT response lacks SA, KE or Nonce")
 		return
 	}
 	chosen, err := acceptsChosen(p.cfg.ike, saP.Proposals[0], message.ProtoIKE, true)
 	if err != nil {
-		sa.fail(fmt.Sprintf("peer's IKE proposal is unacceptable: %v", err))
+		sa.fail(ReasonProtocolError, fmt.Sprintf("peer's IKE proposal is unacceptable: %v", err))
 		return
 	}
 	if err := checkNonce(nonce.Data, chosen.PRF); err != nil {
-		sa.fail(err.Error())
+		sa.failErr(ReasonProtocolError, err)
 		return
 	}
 	if chosen.DH != sa.dh.Group() || ke.Group != sa.dh.Group() {
-		sa.fail(fmt.Sprintf("peer chose DH group %v but sent a %v key share (ours: %v)", chosen.DH, ke.Group, sa.dh.Group()))
+		sa.fail(ReasonProtocolError, fmt.Sprintf("peer chose DH group %v but sent a %v key share (ours: %v)", chosen.DH, ke.Group, sa.dh.Group()))
 		return
 	}
 	sa.spiR = m.SPIr
 	if err := sa.deriveKeys(chosen, ke.Data, nonce.Data); err != nil {
-		sa.fail(err.Error())
+		sa.failErr(ReasonInternalError, err)
 		return
 	}
 	sa.initRsp = raw
@@ -200,7 +204,7 @@ func (sa *ikeSA) readCapabilities(ps []message.Payload) {
 func (sa *ikeSA) deriveKeys(chosen suite.Chosen, peerKE, peerNonce []byte) error {
 	gir, err := sa.dh.Shared(peerKE)
 	if err != nil {
-		return fmt.Errorf("peer's key share is invalid: %v", err)
+		return reasonf(ReasonProtocolError, "peer's key share is invalid: %v", err)
 	}
 	defer clear(gir)
 	if sa.initiator {
@@ -382,7 +386,7 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 	}
 	sel, chosen, ok := choose(p.cfg.ike, saP.Proposals, ke.Group, true)
 	if !ok {
-		p.reason = "NO_PROPOSAL_CHOSEN: no IKE proposal of the peer is acceptable"
+		p.reason = failure{ReasonNoProposal, "NO_PROPOSAL_CHOSEN: no IKE proposal of the peer is acceptable"}
 		stateless(notify(message.NO_PROPOSAL_CHOSEN, nil))
 		return
 	}
@@ -413,20 +417,20 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 	sa.port = port
 	sa.remote = from
 	sa.initReq = append([]byte(nil), b...)
-	fail := func(reason string) {
-		p.reason = reason
+	fail := func(f failure) {
+		p.reason = f
 		sa.destroy()
 	}
 	if sa.nr, err = randomBytes(e.rand, nonceLen); err != nil {
-		fail(err.Error())
+		fail(failureOf(ReasonInternalError, err))
 		return
 	}
 	if sa.dh, err = suite.NewDH(chosen.DH, e.rand); err != nil {
-		fail(err.Error())
+		fail(failureOf(ReasonInternalError, err))
 		return
 	}
 	if err := sa.deriveKeys(chosen, ke.Data, nonce.Data); err != nil {
-		fail(err.Error())
+		fail(failureOf(ReasonInternalError, err))
 		return
 	}
 	sa.readCapabilities(m.Payloads)
@@ -443,7 +447,7 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 	if natOK {
 		nat, err := sa.natNotifies(sa.spiR, local, from)
 		if err != nil {
-			fail(err.Error())
+			fail(failureOf(ReasonInternalError, err))
 			return
 		}
 		ps = append(ps, nat...)
@@ -456,7 +460,7 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 	r := &message.Message{Header: sa.header(message.IKE_SA_INIT, 0, true), Payloads: ps}
 	out, err := r.Encode(nil)
 	if err != nil {
-		fail(fmt.Sprintf("encode IKE_SA_INIT response: %v", err))
+		fail(failure{ReasonInternalError, fmt.Sprintf("encode IKE_SA_INIT response: %v", err)})
 		return
 	}
 	sa.initRsp = out
@@ -466,7 +470,7 @@ func (e *Engine) handleInitRequest(port Port, b []byte, h message.Header, from n
 		p.mu.Lock()
 		defer p.unlock()
 		if sa.state == stateInitDone {
-			p.reason = "peer did not send IKE_AUTH within 30s of IKE_SA_INIT"
+			p.reason = failure{ReasonPeerSilent, "peer did not send IKE_AUTH within 30s of IKE_SA_INIT"}
 			sa.destroy()
 		}
 	})

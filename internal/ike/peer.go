@@ -26,7 +26,7 @@ type peer struct {
 	mu       sync.Mutex
 	ike      *ikeSA   // the current IKE SA (or the one being set up)
 	others   []*ikeSA // half-open responder SAs, SAs being replaced
-	reason   string
+	reason   failure  // why the peer is not up, or what last went wrong
 	removed  bool
 	events   []event
 	retry    Timer
@@ -84,7 +84,7 @@ func (p *peer) initiate() {
 	}
 	sa, err := p.newSA(true)
 	if err != nil {
-		p.reason = err.Error()
+		p.reason = failureOf(ReasonInternalError, err)
 		return
 	}
 	p.ike = sa
@@ -110,16 +110,23 @@ func (p *peer) newSA(initiator bool) (*ikeSA, error) {
 	return sa, nil
 }
 
-// fail ends the SA with a reason shown in Status. The SA is removed
-// without telling the peer.
-func (sa *ikeSA) fail(reason string) {
+// fail ends the SA with a reason (code and text) shown in Status. The SA
+// is removed without telling the peer.
+func (sa *ikeSA) fail(code ReasonCode, reason string) {
 	p := sa.p
-	sa.log().Warn("ike: IKE SA failed", "reason", reason)
+	sa.log().Warn("ike: IKE SA failed", "reason", reason, "code", code)
 	if p.ike == sa || p.ike == nil {
-		p.reason = reason
+		p.reason = failure{code, reason}
 	}
 	sa.destroy()
 	p.scheduleRetry()
+}
+
+// failErr is fail with err's text and its code, or def if err carries
+// none.
+func (sa *ikeSA) failErr(def ReasonCode, err error) {
+	f := failureOf(def, err)
+	sa.fail(f.code, f.text)
 }
 
 // scheduleRetry re-initiates later if we are the initiating side.
@@ -193,7 +200,7 @@ func (sa *ikeSA) destroy() {
 
 // deleteSA tells the peer (best effort: one INFORMATIONAL with Delete, not
 // retransmitted) and destroys the SA; reason, if set, shows in Status.
-func (sa *ikeSA) deleteSA(reason string) {
+func (sa *ikeSA) deleteSA(reason failure) {
 	if sa.state == stateDead {
 		return
 	}
@@ -206,7 +213,7 @@ func (sa *ikeSA) deleteSA(reason string) {
 			}
 		}
 	}
-	if reason != "" && sa.p.ike == sa {
+	if reason != (failure{}) && sa.p.ike == sa {
 		sa.p.reason = reason
 	}
 	sa.destroy()
@@ -226,7 +233,7 @@ func (p *peer) shutdown(remove bool) {
 		p.retry = nil
 	}
 	for _, sa := range p.allSAs() {
-		sa.deleteSA("removed")
+		sa.deleteSA(failure{ReasonDeleted, "removed"})
 	}
 }
 
@@ -241,7 +248,7 @@ func (sa *ikeSA) setEstablished() {
 	if sa.halfTimer != nil {
 		sa.halfTimer.Stop()
 	}
-	p.reason = ""
+	p.reason = failure{}
 	p.attempts = 0
 	sa.armRekey(p.cfg.IKELifetime)
 	sa.armExpire(p.cfg.IKELifetime)
@@ -344,7 +351,7 @@ func (sa *ikeSA) armExpire(life time.Duration) {
 		p.mu.Lock()
 		defer p.unlock()
 		if sa.state == stateEstablished && sa.rekeyedBy == nil {
-			sa.deleteSA("IKE SA reached its hard lifetime without rekey")
+			sa.deleteSA(failure{ReasonLifetimeExpired, "IKE SA reached its hard lifetime without rekey"})
 			p.scheduleRetry()
 		}
 	})

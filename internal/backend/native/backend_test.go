@@ -164,7 +164,7 @@ func TestChildSALifecycle(t *testing.T) {
 	if p, ok := r.b.Hook().PeerOf(0xc0000001); !ok || p != remote {
 		t.Errorf("inbound SA bound to %v %v", p, ok)
 	}
-	r.eng.setStatus(ike.PeerStatus{Name: peer, Known: true, State: "established", Algorithms: "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519"})
+	r.eng.setStatus(ike.PeerStatus{Name: peer, Known: true, State: ike.SAEstablished, Algorithms: "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519"})
 	st, _ = r.b.Status(ctx)
 	if s := st["ovn-b-0"]; s.Phase != backend.PhaseConnecting || !strings.Contains(s.Reason, "ovn-b-0-out-1") {
 		t.Errorf("status with one child: %+v", s)
@@ -298,7 +298,7 @@ func TestChildSATunnelModeRefused(t *testing.T) {
 	if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {
 		t.Fatal(err)
 	}
-	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: "established"})
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: ike.SAEstablished})
 	c := child(t, "ovn-b-0-1", "ovn-b-0-out-1", 0xc0000002, 0xd0000002, 3)
 	c.Mode = esp.Tunnel
 	r.eng.handler.HandleChildSA(ike.ChildEstablished, c)
@@ -423,7 +423,7 @@ func TestEngineStoppedShowsInStatus(t *testing.T) {
 	if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {
 		t.Fatal(err)
 	}
-	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: "established"})
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: ike.SAEstablished})
 	r.eng.fail <- errors.New("read udp 198.51.100.1:500: use of closed network connection")
 	waitUntil(t, "engine failure in status", func() bool {
 		st, _ := r.b.Status(ctx)
@@ -449,15 +449,15 @@ func TestInitiateLate(t *testing.T) {
 	}
 	steps := []struct {
 		advance time.Duration
-		state   string
+		state   ike.SAState
 		want    int
 	}{
-		{5 * time.Second, "down", 0},         // within the grace
-		{6 * time.Second, "connecting", 0},   // the peer is at it
-		{0, "down", 1},                       // grace over, still down: initiate
-		{3 * time.Second, "down", 1},         // not again within a grace period
-		{10 * time.Second, "down", 2},        // again after another period
-		{20 * time.Second, "established", 2}, // up: nothing to do
+		{5 * time.Second, ike.SADown, 0},         // within the grace
+		{6 * time.Second, ike.SAConnecting, 0},   // the peer is at it
+		{0, ike.SADown, 1},                       // grace over, still down: initiate
+		{3 * time.Second, ike.SADown, 1},         // not again within a grace period
+		{10 * time.Second, ike.SADown, 2},        // again after another period
+		{20 * time.Second, ike.SAEstablished, 2}, // up: nothing to do
 	}
 	for i, s := range steps {
 		r.advance(s.advance)
@@ -502,17 +502,17 @@ func TestInitiateOnDemand(t *testing.T) {
 	steps := []struct {
 		name    string
 		advance time.Duration
-		state   string
+		state   ike.SAState
 		packet  bool
 		want    int
 	}{
-		{"no packets: nothing", time.Second, "down", false, 0},
-		{"a held packet: initiate", time.Second, "down", true, 1},
-		{"again within demandRetry: wait", time.Second, "down", true, 1},
-		{"after demandRetry, packets since: initiate", 2 * time.Second, "down", false, 2},
-		{"no packets since: nothing", 3 * time.Second, "down", false, 2},
-		{"connecting: let it finish", 3 * time.Second, "connecting", true, 2},
-		{"established: nothing", 3 * time.Second, "established", true, 2},
+		{"no packets: nothing", time.Second, ike.SADown, false, 0},
+		{"a held packet: initiate", time.Second, ike.SADown, true, 1},
+		{"again within demandRetry: wait", time.Second, ike.SADown, true, 1},
+		{"after demandRetry, packets since: initiate", 2 * time.Second, ike.SADown, false, 2},
+		{"no packets since: nothing", 3 * time.Second, ike.SADown, false, 2},
+		{"connecting: let it finish", 3 * time.Second, ike.SAConnecting, true, 2},
+		{"established: nothing", 3 * time.Second, ike.SAEstablished, true, 2},
 	}
 	for _, s := range steps {
 		r.advance(s.advance)
@@ -607,7 +607,7 @@ func TestInitiateOnDemandHeadStart(t *testing.T) {
 		defer r.eng.mu.Unlock()
 		return len(r.eng.initiated)
 	}
-	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: "down"})
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: ike.SADown})
 	r.advance(demandHeadStart - time.Millisecond)
 	r.b.initiateLate()
 	if n := count(); n != 0 {

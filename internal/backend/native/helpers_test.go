@@ -100,7 +100,7 @@ func (f *fakeIKE) Status(name string) ike.PeerStatus {
 	if s, ok := f.status[name]; ok {
 		return s
 	}
-	return ike.PeerStatus{Name: name, State: "down", Reason: "not connected yet"}
+	return ike.PeerStatus{Name: name, State: ike.SADown, Reason: "not connected yet"}
 }
 
 func (f *fakeIKE) setStatus(s ike.PeerStatus) {

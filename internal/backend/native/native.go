@@ -453,7 +453,7 @@ func (b *Backend) initiateLate() {
 			continue
 		}
 		ps := b.eng.Status(st.plan.peer.Name)
-		if ps.Up() || ps.State == "connecting" {
+		if ps.Up() || ps.State == ike.SAConnecting {
 			st.demand = d // packets that found no SA while one exists or is coming: stragglers
 			continue
 		}

@@ -102,7 +102,7 @@ func TestNATPortOnTunnelPortRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := onePolicy(t, r)
-	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: "established"})
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: ike.SAEstablished})
 	r.eng.handler.HandleChildSA(ike.ChildEstablished, natChild(t, "ovn-b-0-out-1", 0xc0000002, 0xd0000002, 3, 6081))
 	if p := onePolicy(t, r); p != before {
 		t.Errorf("policy changed to %+v", p)

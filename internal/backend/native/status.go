@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/esp"
+	"github.com/ovnsec/ovnsec/internal/ike"
 )
 
 // Status implements backend.Backend.
@@ -53,7 +54,7 @@ func (b *Backend) tunnelStatusLocked(st *tunnelState) backend.TunnelStatus {
 			ts.Phase = backend.PhaseDown
 			ts.Reason = "IKE SA established but the ESP SA could not be installed: " + st.installErr
 		}
-	case ps.State == "connecting":
+	case ps.State == ike.SAConnecting:
 		ts.Phase = backend.PhaseConnecting
 		ts.Reason = "IKE negotiation in progress"
 		if ps.Reason != "" {
@@ -63,7 +64,7 @@ func (b *Backend) tunnelStatusLocked(st *tunnelState) backend.TunnelStatus {
 		ts.Phase = backend.PhaseDown
 		ts.Reason = ps.Reason
 		if ts.Reason == "" {
-			ts.Reason = "IKE SA " + ps.State
+			ts.Reason = "IKE SA " + ps.State.String()
 		}
 	}
 	ike := fmt.Sprintf("IKE SA: %s", ps.State)
