@@ -48,9 +48,16 @@ func TestUpdateCredentialsKeepsSAs(t *testing.T) {
 	if err := a.e.AddPeer(pa); err != nil {
 		t.Fatal(err)
 	}
-	renewed := waitUp(t, b, "a")
-	if renewed.SPIi == before.SPIi {
-		t.Fatal("no new IKE SA was made")
+	// b learns of the removal by a Delete it may not have read yet: wait
+	// for an IKE SA other than the first (or the deadline).
+	deadline := time.Now().Add(10 * time.Second)
+	renewed := b.e.Status("a")
+	for time.Now().Before(deadline) && !(renewed.Up() && len(renewed.Children) > 0 && renewed.SPIi != before.SPIi) {
+		time.Sleep(5 * time.Millisecond)
+		renewed = b.e.Status("a")
+	}
+	if !renewed.Up() || renewed.SPIi == before.SPIi {
+		t.Fatalf("no new IKE SA was made: %+v", renewed)
 	}
 
 	// PSK peers and incomplete credentials are refused.
