@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/strongswan/govici/vici"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -39,8 +39,9 @@ type Config struct {
 	RetryInterval time.Duration
 	// LogRetry is the reconnect interval of the log stream (default 2s).
 	LogRetry time.Duration
-	// ReadFile reads credential files; defaults to os.ReadFile.
-	ReadFile func(path string) ([]byte, error)
+	// Creds reads certificates and private keys; defaults to a
+	// creds.Store of the backend's own.
+	Creds CredLoader
 }
 
 // Backend drives charon. All methods are safe for concurrent use.
@@ -98,11 +99,11 @@ func New(cfg Config, logger *slog.Logger) *Backend {
 	if cfg.LogRetry <= 0 {
 		cfg.LogRetry = 2 * time.Second
 	}
-	if cfg.ReadFile == nil {
-		cfg.ReadFile = os.ReadFile
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Creds == nil {
+		cfg.Creds = creds.NewStore(creds.Options{Log: logger.With("backend", "strongswan")})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Backend{

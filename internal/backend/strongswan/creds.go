@@ -1,11 +1,14 @@
-// Credentials: reads the PEM files a tunnel names (certificate, private key,
-// CA, pinned peer certificate) and builds the VICI load-key, load-cert and
-// load-shared messages. Parsing is done here, in Go, so that a bad file is
-// reported with its path instead of as charon's "parsing failed".
+// Credentials: reads the certificates and private key a tunnel names
+// (certificate, private key, CA, pinned peer certificate) through the
+// shared credentials component (internal/creds) and builds the VICI
+// load-key, load-cert and load-shared messages. Files are parsed in Go, so
+// that a bad file is reported with its path instead of as charon's
+// "parsing failed".
 
 package strongswan
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -21,6 +24,13 @@ import (
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
+// CredLoader reads certificates and keys by path: a *creds.Store (the
+// default), or a fake in tests.
+type CredLoader interface {
+	Certificates(path string) ([]*x509.Certificate, error)
+	PrivateKey(path string) (crypto.Signer, error)
+}
+
 // keyMaterial is a private key in the form charon's load-key takes.
 type keyMaterial struct {
 	Type string // rsa, ecdsa, ed25519
@@ -33,143 +43,89 @@ type credMaterial struct {
 	Key *keyMaterial
 }
 
-// readFileFunc reads a file; injected so tests need no files.
-type readFileFunc func(path string) ([]byte, error)
-
 // readCreds reads the files the tunnel's auth mode needs.
-func readCreds(t tunnel.Tunnel, read readFileFunc) (credMaterial, error) {
+func readCreds(t tunnel.Tunnel, cl CredLoader) (credMaterial, error) {
 	var m credMaterial
 	if t.Auth != tunnel.AuthSelfSigned && t.Auth != tunnel.AuthCASigned {
 		return m, nil
 	}
-	certs, err := readCertsFile(t.Certificate, "certificate", read)
+	certs, err := readCerts(cl, t.Certificate, "certificate")
 	if err != nil {
 		return m, err
 	}
-	m.LocalCert = certs[0]
-	data, err := read(t.PrivateKey)
-	if err != nil {
-		return m, fmt.Errorf("read private key %s: %w (ovnsecd must be able to read it)", t.PrivateKey, err)
+	m.LocalCert = certPEM(certs[0])
+	if t.PrivateKey == "" {
+		return m, errors.New("no private key file configured")
 	}
-	k, err := parsePrivateKey(data)
+	signer, err := cl.PrivateKey(t.PrivateKey)
+	if err != nil {
+		return m, err
+	}
+	k, err := keyOf(signer)
 	if err != nil {
 		return m, fmt.Errorf("private key %s: %w", t.PrivateKey, err)
 	}
 	m.Key = &k
 	if t.Auth == tunnel.AuthSelfSigned {
-		peer, err := readCertsFile(t.RemoteCert, "peer certificate", read)
+		peer, err := readCerts(cl, t.RemoteCert, "peer certificate")
 		if err != nil {
 			return m, err
 		}
-		m.RemoteCert = peer[0]
+		m.RemoteCert = certPEM(peer[0])
 	} else {
-		cas, err := readCertsFile(t.CACert, "CA certificate", read)
+		cas, err := readCerts(cl, t.CACert, "CA certificate")
 		if err != nil {
 			return m, err
 		}
-		m.CACerts = cas
+		for _, c := range cas {
+			m.CACerts = append(m.CACerts, certPEM(c))
+		}
 	}
 	return m, nil
 }
 
-// readCertsFile returns every certificate in a PEM file, each re-encoded as
-// its own PEM block, after checking that it parses.
-func readCertsFile(path, what string, read readFileFunc) ([][]byte, error) {
+// readCerts returns every certificate of a file. The credentials component
+// names the path in its errors; what says which setting it is for.
+func readCerts(cl CredLoader, path, what string) ([]*x509.Certificate, error) {
 	if path == "" {
 		return nil, fmt.Errorf("no %s file configured", what)
 	}
-	data, err := read(path)
+	certs, err := cl.Certificates(path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s %s: %w (ovnsecd must be able to read it)", what, path, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	certs, err := parseCertsPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	if len(certs) == 0 { // a CredLoader must not do this; never index an empty list
+		return nil, fmt.Errorf("%s %s: no certificate found", what, path)
 	}
 	return certs, nil
 }
 
-func parseCertsPEM(data []byte) ([][]byte, error) {
-	var out [][]byte
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return nil, fmt.Errorf("parse certificate: %w", err)
-		}
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.Bytes}))
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block found")
-	}
-	return out, nil
+// certPEM is the PEM block charon's load-cert and the connection's certs
+// take for one certificate.
+func certPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
 
-// parsePrivateKey accepts PKCS#1 RSA, SEC 1 EC and unencrypted PKCS#8 keys
-// in PEM (or bare DER) and returns them as charon's load-key wants them.
-func parsePrivateKey(data []byte) (keyMaterial, error) {
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		switch b.Type {
-		case "RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY":
-			if _, enc := b.Headers["Proc-Type"]; enc {
-				return keyMaterial{}, errors.New("encrypted PEM private keys are not supported; store it unencrypted (mode 0600)")
-			}
-			return parseKeyDER(b.Type, b.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			return keyMaterial{}, errors.New("encrypted PKCS#8 private keys are not supported; store it unencrypted (mode 0600)")
-		}
-	}
-	// Not PEM: try DER.
-	for _, typ := range []string{"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"} {
-		if k, err := parseKeyDER(typ, data); err == nil {
-			return k, nil
-		}
-	}
-	return keyMaterial{}, errors.New("no RSA, EC or PKCS#8 private key found")
-}
-
-func parseKeyDER(typ string, der []byte) (keyMaterial, error) {
-	switch typ {
-	case "RSA PRIVATE KEY":
-		if _, err := x509.ParsePKCS1PrivateKey(der); err != nil {
-			return keyMaterial{}, fmt.Errorf("parse RSA private key: %w", err)
-		}
-		return keyMaterial{Type: "rsa", DER: der}, nil
-	case "EC PRIVATE KEY":
-		if _, err := x509.ParseECPrivateKey(der); err != nil {
-			return keyMaterial{}, fmt.Errorf("parse EC private key: %w", err)
-		}
-		return keyMaterial{Type: "ecdsa", DER: der}, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return keyMaterial{}, fmt.Errorf("parse PKCS#8 private key: %w", err)
-	}
-	switch k := k.(type) {
+// keyOf encodes a private key as charon's load-key wants it: PKCS#1 for
+// RSA, SEC 1 for ECDSA, PKCS#8 for Ed25519.
+func keyOf(s crypto.Signer) (keyMaterial, error) {
+	switch k := s.(type) {
 	case *rsa.PrivateKey:
 		return keyMaterial{Type: "rsa", DER: x509.MarshalPKCS1PrivateKey(k)}, nil
 	case *ecdsa.PrivateKey:
-		sec1, err := x509.MarshalECPrivateKey(k)
+		der, err := x509.MarshalECPrivateKey(k)
 		if err != nil {
-			return keyMaterial{}, fmt.Errorf("re-encode EC private key: %w", err)
+			return keyMaterial{}, fmt.Errorf("encode EC private key: %w", err)
 		}
-		return keyMaterial{Type: "ecdsa", DER: sec1}, nil
+		return keyMaterial{Type: "ecdsa", DER: der}, nil
 	case ed25519.PrivateKey:
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return keyMaterial{}, fmt.Errorf("encode Ed25519 private key: %w", err)
+		}
 		return keyMaterial{Type: "ed25519", DER: der}, nil
 	}
-	return keyMaterial{}, fmt.Errorf("unsupported private key type %T", k)
+	return keyMaterial{}, fmt.Errorf("unsupported private key type %T; use an RSA, ECDSA or Ed25519 key", s)
 }
 
 // sharedID is the load-shared identifier of a tunnel's PSK; one per

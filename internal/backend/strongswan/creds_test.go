@@ -2,6 +2,7 @@ package strongswan
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -11,17 +12,26 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"io/fs"
+	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
-func TestParsePrivateKey(t *testing.T) {
+// keyOf gives charon's load-key exactly what the package's own parser
+// gave it before the credentials component read the files: PKCS#1 for RSA
+// (also from PKCS#8), SEC 1 for ECDSA (also from PKCS#8), PKCS#8 for
+// Ed25519.
+func TestKeyOf(t *testing.T) {
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -33,38 +43,36 @@ func TestParsePrivateKey(t *testing.T) {
 	p8rsa, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
 	p8ec, _ := x509.MarshalPKCS8PrivateKey(ecKey)
 	p8ed, _ := x509.MarshalPKCS8PrivateKey(edKey)
-	enc := func(typ string, der []byte, h map[string]string) []byte {
-		return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der, Headers: h})
+	enc := func(typ string, der []byte) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 	}
-	ecParams := enc("EC PARAMETERS", []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}, nil)
+	ecParams := enc("EC PARAMETERS", []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07})
 
+	dir := t.TempDir()
+	store := creds.NewStore(creds.Options{Log: slog.New(slog.DiscardHandler)})
 	tests := []struct {
-		name    string
-		in      []byte
-		typ     string
-		der     []byte
-		wantErr string
+		name string
+		in   []byte
+		typ  string
+		der  []byte
 	}{
-		{"pkcs1", enc("RSA PRIVATE KEY", pkcs1, nil), "rsa", pkcs1, ""},
-		{"sec1 after EC PARAMETERS", append(ecParams, enc("EC PRIVATE KEY", sec1, nil)...), "ecdsa", sec1, ""},
-		{"pkcs8 rsa", enc("PRIVATE KEY", p8rsa, nil), "rsa", pkcs1, ""},
-		{"pkcs8 ec", enc("PRIVATE KEY", p8ec, nil), "ecdsa", sec1, ""},
-		{"pkcs8 ed25519", enc("PRIVATE KEY", p8ed, nil), "ed25519", p8ed, ""},
-		{"bare DER pkcs8", p8ec, "ecdsa", sec1, ""},
-		{"encrypted pkcs8", enc("ENCRYPTED PRIVATE KEY", []byte{1, 2, 3}, nil), "", nil, "encrypted PKCS#8"},
-		{"legacy encrypted", enc("RSA PRIVATE KEY", pkcs1, map[string]string{"Proc-Type": "4,ENCRYPTED"}), "", nil, "encrypted PEM"},
-		{"corrupt", enc("RSA PRIVATE KEY", []byte{1, 2, 3}, nil), "", nil, "parse RSA private key"},
-		{"garbage", []byte("hello"), "", nil, "no RSA, EC or PKCS#8 private key"},
-		{"certificate only", enc("CERTIFICATE", []byte{1}, nil), "", nil, "no RSA, EC or PKCS#8 private key"},
+		{"pkcs1", enc("RSA PRIVATE KEY", pkcs1), "rsa", pkcs1},
+		{"sec1 after EC PARAMETERS", append(ecParams, enc("EC PRIVATE KEY", sec1)...), "ecdsa", sec1},
+		{"pkcs8 rsa", enc("PRIVATE KEY", p8rsa), "rsa", pkcs1},
+		{"pkcs8 ec", enc("PRIVATE KEY", p8ec), "ecdsa", sec1},
+		{"pkcs8 ed25519", enc("PRIVATE KEY", p8ed), "ed25519", p8ed},
 	}
-	for _, tc := range tests {
-		k, err := parsePrivateKey(tc.in)
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("%s: err = %v, want %q", tc.name, err, tc.wantErr)
-			}
+	for i, tc := range tests {
+		path := filepath.Join(dir, fmt.Sprintf("key%d.pem", i))
+		if err := os.WriteFile(path, tc.in, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		signer, err := store.PrivateKey(path)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
 			continue
 		}
+		k, err := keyOf(signer)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -73,7 +81,16 @@ func TestParsePrivateKey(t *testing.T) {
 			t.Errorf("%s: got type %s, DER equal %v; want %s", tc.name, k.Type, bytes.Equal(k.DER, tc.der), tc.typ)
 		}
 	}
+	if _, err := keyOf(fakeSigner{}); err == nil || !strings.Contains(err.Error(), "unsupported private key type") {
+		t.Errorf("keyOf(unknown signer) err = %v", err)
+	}
 }
+
+// fakeSigner is a crypto.Signer of no type charon knows.
+type fakeSigner struct{}
+
+func (fakeSigner) Public() crypto.PublicKey                                  { return nil }
+func (fakeSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) { return nil, nil }
 
 func selfSigned(t *testing.T, cn string) []byte {
 	t.Helper()
@@ -91,66 +108,82 @@ func TestReadCreds(t *testing.T) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	sec1, _ := x509.MarshalECPrivateKey(k)
 	local, peer, ca1, ca2 := selfSigned(t, "ch1"), selfSigned(t, "ch2"), selfSigned(t, "ca1"), selfSigned(t, "ca2")
+	dir := t.TempDir()
 	files := map[string][]byte{
-		"/c/cert.pem":  append([]byte("junk before\n"), local...),
-		"/c/key.pem":   pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}),
-		"/c/peer.pem":  peer,
-		"/c/ca.pem":    append(append([]byte{}, ca1...), ca2...),
-		"/c/empty.pem": []byte("nothing here"),
-		"/c/bad.pem":   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2}}),
+		"cert.pem":  append([]byte("junk before\n"), local...),
+		"key.pem":   pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}),
+		"peer.pem":  peer,
+		"ca.pem":    append(append([]byte{}, ca1...), ca2...),
+		"empty.pem": []byte("nothing here"),
+		"bad.pem":   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2}}),
 	}
-	read := func(p string) ([]byte, error) {
-		if b, ok := files[p]; ok {
-			return b, nil
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
 		}
-		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 	}
-	base := tunnel.Tunnel{Name: "gnv0", Certificate: "/c/cert.pem", PrivateKey: "/c/key.pem", CACert: "/c/ca.pem", RemoteCert: "/c/peer.pem"}
+	p := func(name string) string { return filepath.Join(dir, name) }
+	store := creds.NewStore(creds.Options{Log: slog.New(slog.DiscardHandler)})
+	base := tunnel.Tunnel{Name: "gnv0", Certificate: p("cert.pem"), PrivateKey: p("key.pem"), CACert: p("ca.pem"), RemoteCert: p("peer.pem")}
 
 	ca := base
 	ca.Auth = tunnel.AuthCASigned
-	m, err := readCreds(ca, read)
+	m, err := readCreds(ca, store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(m.LocalCert, local) || len(m.CACerts) != 2 || !bytes.Equal(m.CACerts[1], ca2) || m.RemoteCert != nil {
 		t.Errorf("CA mode material wrong: local %v, %d CAs, remote %v", bytes.Equal(m.LocalCert, local), len(m.CACerts), m.RemoteCert != nil)
 	}
-	if m.Key == nil || m.Key.Type != "ecdsa" {
+	if m.Key == nil || m.Key.Type != "ecdsa" || !bytes.Equal(m.Key.DER, sec1) {
 		t.Errorf("key = %+v", m.Key)
 	}
 
 	ss := base
 	ss.Auth = tunnel.AuthSelfSigned
-	m, err = readCreds(ss, read)
+	m, err = readCreds(ss, store)
 	if err != nil || !bytes.Equal(m.RemoteCert, peer) || m.CACerts != nil {
 		t.Errorf("self-signed mode: %v, remote equal %v, CAs %d", err, bytes.Equal(m.RemoteCert, peer), len(m.CACerts))
 	}
 
 	psk := base
 	psk.Auth = tunnel.AuthPSK
-	if m, err := readCreds(psk, func(string) ([]byte, error) { return nil, errors.New("must not read") }); err != nil || !reflect.DeepEqual(m, credMaterial{}) {
+	if m, err := readCreds(psk, failingLoader{}); err != nil || !reflect.DeepEqual(m, credMaterial{}) {
 		t.Errorf("PSK mode read files: %v %+v", err, m)
 	}
 
+	// Every error names the file (the credentials component's wording)
+	// and, for the peer and CA files, which setting it is.
 	errCases := []struct {
 		edit func(*tunnel.Tunnel)
 		want string
 	}{
-		{func(t *tunnel.Tunnel) { t.Certificate = "/c/missing.pem" }, "read certificate /c/missing.pem"},
+		{func(t *tunnel.Tunnel) { t.Certificate = p("missing.pem") }, "read certificate " + p("missing.pem") + ": "},
 		{func(t *tunnel.Tunnel) { t.Certificate = "" }, "no certificate file configured"},
-		{func(t *tunnel.Tunnel) { t.PrivateKey = "/c/missing.pem" }, "read private key /c/missing.pem"},
-		{func(t *tunnel.Tunnel) { t.PrivateKey = "/c/cert.pem" }, "private key /c/cert.pem: no RSA"},
-		{func(t *tunnel.Tunnel) { t.CACert = "/c/empty.pem" }, "CA certificate /c/empty.pem: no PEM CERTIFICATE block"},
-		{func(t *tunnel.Tunnel) { t.CACert = "/c/bad.pem" }, "CA certificate /c/bad.pem: parse certificate"},
+		{func(t *tunnel.Tunnel) { t.PrivateKey = p("missing.pem") }, "read private key " + p("missing.pem") + ": "},
+		{func(t *tunnel.Tunnel) { t.PrivateKey = "" }, "no private key file configured"},
+		{func(t *tunnel.Tunnel) { t.PrivateKey = p("cert.pem") }, "private key " + p("cert.pem") + ": no PEM private key block"},
+		{func(t *tunnel.Tunnel) { t.CACert = p("empty.pem") }, "CA certificate: certificate " + p("empty.pem") + ": no PEM block found"},
+		{func(t *tunnel.Tunnel) { t.CACert = p("bad.pem") }, "CA certificate: certificate " + p("bad.pem") + ": "},
+		{func(t *tunnel.Tunnel) { t.Auth, t.RemoteCert = tunnel.AuthSelfSigned, p("missing.pem") }, "peer certificate: read certificate " + p("missing.pem") + ": "},
 	}
 	for _, tc := range errCases {
 		tn := ca
 		tc.edit(&tn)
-		if _, err := readCreds(tn, read); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := readCreds(tn, store); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v, want %q", err, tc.want)
 		}
 	}
+}
+
+// failingLoader fails every read: PSK tunnels must read no file.
+type failingLoader struct{}
+
+func (failingLoader) Certificates(string) ([]*x509.Certificate, error) {
+	return nil, errors.New("must not read")
+}
+func (failingLoader) PrivateKey(string) (crypto.Signer, error) {
+	return nil, errors.New("must not read")
 }
 
 func TestCredMessages(t *testing.T) {

@@ -34,7 +34,7 @@ func (e *UnsupportedOptionsError) Error() string {
 // other version of the tunnel and initiates what is not up. Calling it
 // again for a healthy tunnel changes nothing in charon.
 func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
-	mat, err := readCreds(t, b.cfg.ReadFile)
+	mat, err := readCreds(t, b.cfg.Creds)
 	if err != nil {
 		return fmt.Errorf("tunnel %s: %w", t.Name, err)
 	}
