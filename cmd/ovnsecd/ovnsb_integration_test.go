@@ -89,6 +89,13 @@ func TestDaemonFollowsSBGlobalIPsec(t *testing.T) {
 	if !strings.Contains(d.Logs(), "IPsec not required on tunnel ports without IPsec options (OVN SB_Global ipsec=false)") {
 		t.Errorf("no log line for ipsec=false")
 	}
+
+	// ovn-remote now names another Southbound, whose ipsec is true: it is
+	// followed from the next snapshot on.
+	sb2 := sbtest.Start(t)
+	sb2.SetIPsec(true)
+	db.Vsctl("--no-wait", "set", "open_vswitch", ".", "external_ids:ovn-remote="+sb2.Remote)
+	d.WaitShow(showWait, required("ovn-ch3-0", "OVN SB_Global ipsec=true"))
 }
 
 // Before the Southbound has answered, an OVN tunnel port with IPsec options
