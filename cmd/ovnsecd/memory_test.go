@@ -68,10 +68,15 @@ func TestWriteHeapProfile(t *testing.T) {
 }
 
 // returnMemory gives free heap back to the OS once it exceeds the limit.
+// The garbage is 32 MiB and the check allows 8 MiB to stay: the runtime's
+// background scavenger returns none of it within 3 s (measured), while
+// FreeOSMemory sometimes cannot return up to about 2.6 MB of free heap in a
+// test binary (per-P page caches and the like); a 4 MiB garbage with a
+// 1 MiB bound failed about one run in ten that way.
 func TestReturnMemory(t *testing.T) {
-	garbage := make([][]byte, 0, 64)
-	for range 64 {
-		garbage = append(garbage, make([]byte, 64<<10)) // 4 MiB
+	garbage := make([][]byte, 0, 512)
+	for range 512 {
+		garbage = append(garbage, make([]byte, 64<<10)) // 32 MiB
 	}
 	garbage = nil
 	runtime.GC() // now free, not yet returned
@@ -80,15 +85,14 @@ func TestReturnMemory(t *testing.T) {
 		metrics.Read(s)
 		return s[0].Value.Uint64()
 	}
-	if f := free(); f < 2<<20 {
+	if f := free(); f < 16<<20 {
 		t.Skipf("the runtime already returned the memory (%d bytes free): nothing to check", f)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- returnMemory(ctx, 10*time.Millisecond, 1<<20) }()
-	// The runtime's own background scavenger is much slower than this.
 	deadline := time.Now().Add(3 * time.Second)
-	for free() > 1<<20 {
+	for free() > 8<<20 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d bytes of free heap still held after 3 s", free())
 		}
@@ -107,20 +111,20 @@ func TestReturnMemoryCollectsGarbage(t *testing.T) {
 	debugFree := func() uint64 { return reclaimable() }
 	old := debug.SetGCPercent(-1) // no GC while the garbage is made
 	var keep [][]byte
-	for range 64 {
-		keep = append(keep, make([]byte, 64<<10)) // 4 MiB
+	for range 512 {
+		keep = append(keep, make([]byte, 64<<10)) // 32 MiB
 	}
 	keep = nil // now garbage, and no GC has run
 	r := debugFree()
 	debug.SetGCPercent(old)
-	if r < 3<<20 {
-		t.Fatalf("reclaimable %d bytes after making 4 MiB of garbage: the garbage is not counted", r)
+	if r < 24<<20 {
+		t.Fatalf("reclaimable %d bytes after making 32 MiB of garbage: the garbage is not counted", r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go returnMemory(ctx, 10*time.Millisecond, 1<<20)
-	deadline := time.Now().Add(3 * time.Second)
-	for debugFree() > 1<<20 {
+	deadline := time.Now().Add(3 * time.Second) // see TestReturnMemory for the bounds
+	for debugFree() > 8<<20 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d bytes still reclaimable after 3 s", debugFree())
 		}
