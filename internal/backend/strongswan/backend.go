@@ -40,7 +40,10 @@ type Config struct {
 	// LogRetry is the reconnect interval of the log stream (default 2s).
 	LogRetry time.Duration
 	// Creds reads certificates and private keys; defaults to a
-	// creds.Store of the backend's own.
+	// creds.Store of the backend's own, polled by the backend. When it is
+	// also a CredWatcher (a *creds.Store is), files renewed under the same
+	// path are loaded into charon for the tunnels that use them, without
+	// touching their connections' SAs.
 	Creds CredLoader
 }
 
@@ -60,11 +63,12 @@ type Backend struct {
 	keyIDs  map[string]bool   // private keys we loaded (charon key ids)
 	closed  bool
 
-	logs      *logBook
-	logCtx    context.Context
-	logCancel context.CancelFunc
-	logOnce   sync.Once
-	logDone   chan struct{}
+	logs    *logBook
+	life    context.Context // ends at Close
+	stop    context.CancelFunc
+	wg      sync.WaitGroup // the credentials follower and poll
+	logOnce sync.Once
+	logDone chan struct{}
 }
 
 // tunnelState is what the backend remembers about a tunnel it was asked to
@@ -77,6 +81,14 @@ type tunnelState struct {
 	loadedAt    time.Time // when this version was (re)loaded into charon
 	initiated   map[ConnName]time.Time
 	unsupported []string
+
+	// credPaths are the credential files the tunnel's material was read
+	// from; mat is the material last loaded into charon (nil for PSK).
+	credPaths []string
+	mat       *credMaterial
+	// credErr says why renewed credential files are not loaded (the
+	// previous ones stay in use); empty when the files are.
+	credErr string
 }
 
 // New returns a Backend; it does not connect until first used.
@@ -102,23 +114,42 @@ func New(cfg Config, logger *slog.Logger) *Backend {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var ownStore *creds.Store
 	if cfg.Creds == nil {
-		cfg.Creds = creds.NewStore(creds.Options{Log: logger.With("backend", "strongswan")})
+		ownStore = creds.NewStore(creds.Options{Log: logger.With("backend", "strongswan")})
+		cfg.Creds = ownStore
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Backend{
-		cfg:       cfg,
-		log:       logger.With("backend", "strongswan"),
-		socket:    cfg.ViciSocket,
-		path:      socketPath(cfg.ViciSocket),
-		tunnels:   map[string]*tunnelState{},
-		creds:     map[string]string{},
-		keyIDs:    map[string]bool{},
-		logs:      newLogBook(cfg.Now),
-		logCtx:    ctx,
-		logCancel: cancel,
-		logDone:   make(chan struct{}),
+	b := &Backend{
+		cfg:     cfg,
+		log:     logger.With("backend", "strongswan"),
+		socket:  cfg.ViciSocket,
+		path:    socketPath(cfg.ViciSocket),
+		tunnels: map[string]*tunnelState{},
+		creds:   map[string]string{},
+		keyIDs:  map[string]bool{},
+		logs:    newLogBook(cfg.Now),
+		life:    ctx,
+		stop:    cancel,
+		logDone: make(chan struct{}),
 	}
+	if w, ok := cfg.Creds.(CredWatcher); ok {
+		changes, unsubscribe := w.Subscribe()
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			defer unsubscribe()
+			b.followCreds(ctx, changes)
+		}()
+	}
+	if ownStore != nil {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			_ = ownStore.Run(ctx)
+		}()
+	}
+	return b
 }
 
 // socketPath turns "unix:///run/x.vici" or "/run/x.vici" into a path.
@@ -173,10 +204,16 @@ func (b *Backend) Close(ctx context.Context, cleanup bool) error {
 		b.sess = nil
 	}
 	b.mu.Unlock()
-	b.logCancel()
+	b.stop()
 	b.logOnce.Do(func() { close(b.logDone) }) // never started: nothing to wait for
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		<-b.logDone
+		close(done)
+	}()
 	select {
-	case <-b.logDone:
+	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/strongswan/govici/vici"
 
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -41,6 +42,37 @@ type keyMaterial struct {
 type credMaterial struct {
 	pemMaterial
 	Key *keyMaterial
+
+	// The parsed local certificate and key, to check that they belong
+	// together.
+	cert   *x509.Certificate
+	signer crypto.Signer
+}
+
+// CredWatcher is implemented by a CredLoader that reports changed files
+// (*creds.Store).
+type CredWatcher interface {
+	Subscribe() (<-chan creds.Change, func())
+}
+
+// credPaths lists the credential files a tunnel's material is read from.
+func credPaths(t tunnel.Tunnel) []string {
+	switch t.Auth {
+	case tunnel.AuthSelfSigned:
+		return []string{t.Certificate, t.PrivateKey, t.RemoteCert}
+	case tunnel.AuthCASigned:
+		return []string{t.Certificate, t.PrivateKey, t.CACert}
+	}
+	return nil
+}
+
+// keyMatches reports an error unless the private key belongs to the local
+// certificate, both as read (not as the files may be by now).
+func (m credMaterial) keyMatches(t tunnel.Tunnel) error {
+	if m.cert == nil || m.signer == nil {
+		return nil
+	}
+	return creds.KeyMatches(m.cert, t.Certificate, m.signer, t.PrivateKey)
 }
 
 // readCreds reads the files the tunnel's auth mode needs.
@@ -53,7 +85,7 @@ func readCreds(t tunnel.Tunnel, cl CredLoader) (credMaterial, error) {
 	if err != nil {
 		return m, err
 	}
-	m.LocalCert = certPEM(certs[0])
+	m.LocalCert, m.cert = certPEM(certs[0]), certs[0]
 	if t.PrivateKey == "" {
 		return m, errors.New("no private key file configured")
 	}
@@ -65,7 +97,7 @@ func readCreds(t tunnel.Tunnel, cl CredLoader) (credMaterial, error) {
 	if err != nil {
 		return m, fmt.Errorf("private key %s: %w", t.PrivateKey, err)
 	}
-	m.Key = &k
+	m.Key, m.signer = &k, signer
 	if t.Auth == tunnel.AuthSelfSigned {
 		peer, err := readCerts(cl, t.RemoteCert, "peer certificate")
 		if err != nil {

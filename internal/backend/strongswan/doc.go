@@ -22,6 +22,15 @@
 // Children use start_action=trap (ipsec.conf auto=route). Initiation never
 // blocks (VICI initiate with timeout -1).
 //
+// Renewal. Certificates, keys and CA bundles are read through
+// Config.Creds (internal/creds). A file renewed under the same path does
+// not change the tunnel's version; the backend follows the store's change
+// events and applies the tunnels that use the file again, which loads the
+// renewed credentials and replaces the connection's configuration in
+// place, without unloading it or terminating its SAs. A certificate and
+// key that do not match (half a renewal) are not loaded; the previous pair
+// stays in use and Status says why.
+//
 // charon restarts. Every call reconnects if the VICI session broke. A
 // restarted charon has lost our connections and credentials: Status then
 // reports the tunnel as PhaseNotLoaded ("charon holds no connection ...")

@@ -6,7 +6,9 @@ package strongswan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,9 +36,46 @@ func (e *UnsupportedOptionsError) Error() string {
 // other version of the tunnel and initiates what is not up. Calling it
 // again for a healthy tunnel changes nothing in charon.
 func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
-	mat, err := readCreds(t, b.cfg.Creds)
-	if err != nil {
-		return fmt.Errorf("tunnel %s: %w", t.Name, err)
+	return b.ensure(ctx, t, false)
+}
+
+// errSuperseded: a renewal found the tunnel removed or reconfigured since
+// it was picked; whoever changed it loaded the current files.
+var errSuperseded = errors.New("tunnel removed or reconfigured meanwhile")
+
+// ensure is Ensure. With renewal it only re-applies a tunnel that is still
+// tracked with exactly t's configuration (errSuperseded otherwise), so
+// that following renewed files never brings back a removed tunnel.
+func (b *Backend) ensure(ctx context.Context, t tunnel.Tunnel, renewal bool) error {
+	mat, readErr := readCreds(t, b.cfg.Creds)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+
+	prev := b.tunnels[t.Name]
+	if renewal && (b.closed || prev == nil || prev.t.Version != t.Version || !prev.t.SameConfig(t)) {
+		return errSuperseded
+	}
+	if readErr != nil {
+		err := fmt.Errorf("tunnel %s: %w", t.Name, readErr)
+		if renewal {
+			prev.credErr = err.Error()
+		}
+		return err
+	}
+	// Half a renewal (the certificate written, its key not yet, or the
+	// reverse) is not loaded: charon would hold a certificate it has no
+	// key for. The previous files' material stays in use until the pair
+	// matches again; the change of the second file brings it.
+	credErr := ""
+	if err := mat.keyMatches(t); err != nil {
+		if prev == nil || prev.mat == nil || !slices.Equal(prev.credPaths, credPaths(t)) {
+			return fmt.Errorf("tunnel %s: %w", t.Name, err)
+		}
+		if prev.credErr != err.Error() {
+			b.log.Warn("certificate and private key do not match (renewal under way?); charon keeps the previous ones", "tunnel", t.Name, "err", err)
+		}
+		mat, credErr = *prev.mat, err.Error()
 	}
 	spec, err := buildConn(t, mat.pemMaterial)
 	if err != nil {
@@ -44,14 +83,11 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	}
 	connFP := fingerprint([]byte(spec.Msg.String()))
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-
 	// Track the desired tunnel first, so that Status reports it even
 	// while charon is unreachable.
-	st := b.tunnels[t.Name]
+	st := prev
 	if st == nil || st.ike != spec.IKE {
-		st = &tunnelState{initiated: map[ConnName]time.Time{}}
+		st = &tunnelState{initiated: map[ConnName]time.Time{}, mat: prevMat(prev), credPaths: prevPaths(prev)}
 		b.tunnels[t.Name] = st
 	}
 	st.t, st.ike, st.children, st.unsupported = t, spec.IKE, spec.Children, spec.Unsupported
@@ -65,6 +101,13 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	if err := b.loadCreds(ctx, t, mat, !present); err != nil {
 		return fmt.Errorf("ensure tunnel %s: %w", t.Name, err)
 	}
+	if mat.Key != nil {
+		m := mat
+		st.mat = &m
+	} else {
+		st.mat = nil
+	}
+	st.credPaths, st.credErr = credPaths(t), credErr
 	if !present || st.connFP != connFP {
 		if _, err := b.call(ctx, "load-conn", spec.Msg); err != nil {
 			return fmt.Errorf("ensure tunnel %s: load connection %s: %w", t.Name, spec.IKE, err)
@@ -95,6 +138,20 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 		return &UnsupportedOptionsError{Tunnel: t.Name, Options: spec.Unsupported}
 	}
 	return nil
+}
+
+func prevMat(st *tunnelState) *credMaterial {
+	if st == nil {
+		return nil
+	}
+	return st.mat
+}
+
+func prevPaths(st *tunnelState) []string {
+	if st == nil {
+		return nil
+	}
+	return st.credPaths
 }
 
 // loadCreds loads the tunnel's secrets and certificates unless this charon

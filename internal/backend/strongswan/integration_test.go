@@ -5,6 +5,9 @@ package strongswan
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -304,6 +307,46 @@ func TestIntegrationTwoCharons(t *testing.T) {
 	}
 	_ = ba3.Close(ctx, false)
 
+	// --- a certificate renewed under the same path (new key too) is
+	// loaded by the backend on its own: no new version, no Ensure; the
+	// IKE_SAs established before stay, and a new IKE_SA authenticates
+	// with the renewed pair ---
+	before = a.swanctl("--list-sas", "--ike", "gnv1-1")
+	renewed := pki.issue(t, caKey, ca, "sswt-a", "rsa")
+	if renewed != ca1 {
+		t.Fatalf("renewal wrote %+v, want the same paths %+v", renewed, ca1)
+	}
+	serial := certSerial(t, renewed.cert)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(a.swanctl("--list-certs"), serial) {
+		if time.Now().After(deadline) {
+			t.Fatalf("renewed certificate (serial %s) never loaded into charon:\n%s", serial, a.swanctl("--list-certs"))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	after = a.swanctl("--list-sas", "--ike", "gnv1-1")
+	for _, l := range ikeSALines(before, "gnv1-1") {
+		if !strings.Contains(after, l+"\n") {
+			t.Errorf("renewal disturbed IKE_SA %q:\nbefore\n%s\nafter\n%s", l, before, after)
+		}
+	}
+	if len(ikeSALines(before, "gnv1-1")) == 0 {
+		t.Errorf("no gnv1-1 IKE_SA listed before the renewal:\n%s", before)
+	}
+	if st, _ := ba.Status(ctx); st["gnv1"].Version != 1 || credNoteOf(st["gnv1"]) != "" {
+		t.Errorf("after renewal: version %d, details %q", st["gnv1"].Version, st["gnv1"].Details)
+	}
+	a.swanctl("--terminate", "--ike", "gnv1-1", "--force", "--timeout", "5")
+	st = childOutcome(t, ba, "gnv1", reconcile(ba, tca, bb, tcb))
+	if !ikeEstablished(st, "gnv1-1") {
+		t.Errorf("no IKE_SA with the renewed certificate: %q", st.Details)
+	}
+	for _, l := range ikeSALines(before, "gnv1-1") {
+		if strings.Contains(a.swanctl("--list-sas", "--ike", "gnv1-1"), l+"\n") {
+			t.Errorf("IKE_SA %q survived --terminate: the new one proves nothing", l)
+		}
+	}
+
 	sas := a.swanctl("--list-sas")
 	if !strings.Contains(sas, "local  'sswt-a'") || !strings.Contains(sas, "remote 'sswt-b'") {
 		t.Errorf("CA tunnel identities not the certificate names:\n%s", sas)
@@ -393,6 +436,49 @@ func ikeSAIDs(out, conn string) []string {
 		}
 	}
 	return ids
+}
+
+// ikeSALines returns the first line of every IKE_SA of conn in swanctl
+// output: its unique id, state and SPIs.
+func ikeSALines(out, conn string) []string {
+	var ls []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, conn+": #") {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
+// certSerial returns a PEM certificate file's serial as swanctl prints it.
+func certSerial(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		t.Fatalf("%s: no PEM block", path)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, x := range c.SerialNumber.Bytes() {
+		parts = append(parts, fmt.Sprintf("%02x", x))
+	}
+	return strings.Join(parts, ":")
+}
+
+func credNoteOf(s backend.TunnelStatus) string {
+	for _, d := range s.Details {
+		if strings.HasPrefix(d, "Credentials: ") {
+			return d
+		}
+	}
+	return ""
 }
 
 func firstLine(s string) string {

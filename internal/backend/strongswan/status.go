@@ -39,7 +39,7 @@ func (b *Backend) Status(ctx context.Context) (map[string]backend.TunnelStatus, 
 				Name: name, Version: st.t.Version, Phase: backend.PhaseDown,
 				Reason:  err.Error(),
 				Conns:   notUp(st.children, "charon not reachable"),
-				Details: warnings(st.unsupported),
+				Details: notes(st),
 			}
 		}
 		return out, nil
@@ -78,10 +78,15 @@ func (b *Backend) Status(ctx context.Context) (map[string]backend.TunnelStatus, 
 	return out, nil
 }
 
-func warnings(unsupported []string) []string {
+// notes are a tunnel's first detail lines: the options left out and why
+// renewed credential files are not in use.
+func notes(st *tunnelState) []string {
 	var d []string
-	for _, u := range unsupported {
+	for _, u := range st.unsupported {
 		d = append(d, "warning: "+u+" (not applied)")
+	}
+	if st.credErr != "" {
+		d = append(d, "Credentials: renewed files not applied, new IKE SAs use the previous ones: "+st.credErr)
 	}
 	return d
 }
@@ -96,7 +101,7 @@ func notUp(children []childSpec, line string) []backend.ConnStatus {
 
 // tunnelStatus computes one tunnel's status. Pure apart from the log book.
 func (b *Backend) tunnelStatus(now time.Time, st *tunnelState, conns map[ConnName]loadedConn, sas []ikeSA) backend.TunnelStatus {
-	ts := backend.TunnelStatus{Name: st.t.Name, Version: st.t.Version, Details: warnings(st.unsupported)}
+	ts := backend.TunnelStatus{Name: st.t.Name, Version: st.t.Version, Details: notes(st)}
 	if _, ok := conns[st.ike]; !ok {
 		ts.Phase = backend.PhaseNotLoaded
 		ts.Reason = fmt.Sprintf("charon holds no connection %s (charon restarted or the connection was unloaded); the next Ensure reloads it", st.ike)
