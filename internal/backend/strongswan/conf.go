@@ -1,14 +1,17 @@
 // Configuration building: turns a tunnel.Tunnel into the VICI load-conn
 // message (connection, auth rounds, CHILD_SAs) equivalent to what
 // ovs-monitor-ipsec writes into ipsec.conf for charon, and maps the ipsec_*
-// custom options onto swanctl.conf keywords. Pure functions, no I/O.
+// custom options, as internal/tunnel parsed them, onto swanctl.conf
+// keywords. Pure functions, no I/O.
 
 package strongswan
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/strongswan/govici/vici"
 
@@ -152,18 +155,15 @@ func buildConn(t tunnel.Tunnel, mat pemMaterial) (connSpec, error) {
 		spec.Children = append(spec.Children, childSpec{Name: name, Dir: p.Dir})
 	}
 
-	for _, o := range t.CustomOptions {
-		target, key, val, err := mapOption(o)
-		if err != nil {
-			spec.Unsupported = append(spec.Unsupported, err.Error())
-			continue
-		}
-		switch target {
+	opts, unsupported := mapOptions(t.Options())
+	spec.Unsupported = unsupported
+	for _, o := range opts {
+		switch o.target {
 		case targetConn:
-			set(conn, key, val)
+			set(conn, o.key, o.val)
 		case targetChild:
 			for _, c := range childMsgs {
-				set(c, key, val)
+				set(c, o.key, o.val)
 			}
 		}
 	}
@@ -194,136 +194,97 @@ const (
 	targetChild
 )
 
-// mapOption translates one ipsec_* custom option (prefix stripped) into a
-// swanctl.conf keyword of the connection or of every child. Keys are
-// matched case-insensitively, ignoring '-' and '_', so that the ipsec.conf
-// (strongSwan), Libreswan and swanctl spellings all work.
-func mapOption(o tunnel.Option) (optTarget, string, any, error) {
-	canon := strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(strings.TrimSpace(o.Key)))
-	val := strings.TrimSpace(o.Value)
-	bad := func(why string) (optTarget, string, any, error) {
-		return 0, "", nil, fmt.Errorf("invalid value %q for option ipsec_%s for the strongswan backend: %s", o.Value, o.Key, why)
-	}
-	switch canon {
-	case "forceencaps", "encapsulation", "encap":
-		switch strings.ToLower(val) {
-		case "yes", "true":
-			return targetConn, "encap", "yes", nil
-		case "no", "false", "auto":
-			return targetConn, "encap", "no", nil
-		}
-		return bad("want yes or no")
-	case "dpddelay":
-		if !isDuration(val) {
-			return bad("want a time like 30 or 30s, 5m, 1h, 1d")
-		}
-		return targetConn, "dpd_delay", val, nil
-	case "dpdtimeout":
-		if !isDuration(val) {
-			return bad("want a time like 150 or 150s, 5m")
-		}
-		return targetConn, "dpd_timeout", val, nil
-	case "dpdaction":
-		switch strings.ToLower(val) {
-		case "none":
-			return targetChild, "dpd_action", "none", nil
-		case "clear":
-			return targetChild, "dpd_action", "clear", nil
-		case "hold", "trap":
-			return targetChild, "dpd_action", "trap", nil
-		case "restart":
-			return targetChild, "dpd_action", "restart", nil
-		}
-		return bad("want none, clear, hold or restart")
-	case "replaywindow":
-		n, err := strconv.ParseUint(val, 10, 32)
-		if err != nil {
-			return bad("want a packet count")
-		}
-		return targetChild, "replay_window", strconv.FormatUint(n, 10), nil
-	case "ikelifetime", "ikerekeytime":
-		if !isDuration(val) {
-			return bad("want a time like 3h")
-		}
-		return targetConn, "rekey_time", val, nil
-	case "lifetime", "salifetime", "keylife", "rekeytime":
-		if !isDuration(val) {
-			return bad("want a time like 1h")
-		}
-		return targetChild, "rekey_time", val, nil
-	case "mobike":
-		switch strings.ToLower(val) {
-		case "yes", "no":
-			return targetConn, "mobike", strings.ToLower(val), nil
-		}
-		return bad("want yes or no")
-	case "fragmentation":
-		switch strings.ToLower(val) {
-		case "yes", "no", "accept", "force":
-			return targetConn, "fragmentation", strings.ToLower(val), nil
-		}
-		return bad("want yes, no, accept or force")
-	case "keyingtries":
-		if val == "%forever" {
-			return targetConn, "keyingtries", "0", nil
-		}
-		n, err := strconv.ParseUint(val, 10, 32)
-		if err != nil {
-			return bad("want a number or %forever")
-		}
-		return targetConn, "keyingtries", strconv.FormatUint(n, 10), nil
-	case "ike", "proposals":
-		p, ok := proposals(val)
-		if !ok {
-			return bad("want a comma-separated proposal list like aes256gcm16-sha256-modp2048")
-		}
-		return targetConn, "proposals", p, nil
-	case "esp", "espproposals":
-		p, ok := proposals(val)
-		if !ok {
-			return bad("want a comma-separated proposal list like aes256gcm16-modp2048")
-		}
-		return targetChild, "esp_proposals", p, nil
-	}
-	return 0, "", nil, fmt.Errorf("unsupported option ipsec_%s for the strongswan backend", o.Key)
+// swanOption is one swanctl.conf keyword of the connection or of every
+// child.
+type swanOption struct {
+	target optTarget
+	key    string
+	val    any
 }
 
-// isDuration accepts ipsec.conf / swanctl.conf time values: digits with an
-// optional s, m, h or d suffix.
-func isDuration(s string) bool {
-	if s == "" {
-		return false
+// errReported marks an option internal/tunnel already listed in
+// Options.Errors (a lifetime below tunnel.MinLifetime): left out, not
+// listed twice.
+var errReported = errors.New("already reported")
+
+// mapOptions translates a tunnel's parsed ipsec_* custom options into
+// swanctl.conf keywords. Like ovs-monitor-ipsec with charon, it applies
+// what it can: unknown keys, bad values and options this mapping does not
+// cover are left out and returned as unsupported, one sentence each.
+func mapOptions(o tunnel.Options) ([]swanOption, []string) {
+	var unsupported []string
+	for _, u := range o.Unknown {
+		unsupported = append(unsupported, fmt.Sprintf("unsupported option ipsec_%s for the strongswan backend", u.Key))
 	}
-	if c := s[len(s)-1]; c == 's' || c == 'm' || c == 'h' || c == 'd' {
-		s = s[:len(s)-1]
-	}
-	if s == "" || len(s) > 10 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
+	unsupported = append(unsupported, o.Errors...)
+	var out []swanOption
+	for _, s := range o.Set {
+		opt, err := mapOption(o, s)
+		switch {
+		case errors.Is(err, errReported):
+		case err != nil:
+			unsupported = append(unsupported, err.Error())
+		default:
+			out = append(out, opt)
 		}
 	}
-	return true
+	return out, unsupported
 }
 
-// proposals splits an ipsec.conf proposal list ("a-b-c,d-e!") into the
-// swanctl list form; the strict-mode "!" is dropped (swanctl is strict).
-func proposals(s string) ([]string, bool) {
-	s = strings.TrimSuffix(strings.TrimSpace(s), "!")
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			return nil, false
-		}
-		for _, r := range p {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return nil, false
-			}
-		}
-		out = append(out, p)
+// mapOption translates one recognised option into a swanctl.conf keyword
+// and value, from the values internal/tunnel parsed.
+func mapOption(o tunnel.Options, s tunnel.SetOption) (swanOption, error) {
+	conn := func(k string, v any) (swanOption, error) { return swanOption{targetConn, k, v}, nil }
+	child := func(k string, v any) (swanOption, error) { return swanOption{targetChild, k, v}, nil }
+	timed := func(target optTarget, k string, d time.Duration) (swanOption, error) {
+		v, err := swanTime(s.Spelling, d)
+		return swanOption{target, k, v}, err
 	}
-	return out, len(out) > 0
+	switch s.Key {
+	case tunnel.OptForceEncap:
+		if o.ForceEncap {
+			return conn("encap", "yes")
+		}
+		return conn("encap", "no")
+	case tunnel.OptDPDDelay:
+		return timed(targetConn, "dpd_delay", o.DPDDelay)
+	case tunnel.OptDPDTimeout:
+		return timed(targetConn, "dpd_timeout", o.DPDTimeout)
+	case tunnel.OptDPDAction:
+		if o.DPDAction == "hold" {
+			return child("dpd_action", "trap") // swanctl's name for ipsec.conf's hold
+		}
+		return child("dpd_action", o.DPDAction)
+	case tunnel.OptReplayWindow:
+		return child("replay_window", strconv.FormatUint(uint64(o.ReplayWindow), 10))
+	case tunnel.OptIKELifetime:
+		if o.IKELifetime < tunnel.MinLifetime {
+			return swanOption{}, errReported
+		}
+		return timed(targetConn, "rekey_time", o.IKELifetime)
+	case tunnel.OptChildLifetime:
+		if o.ChildLifetime < tunnel.MinLifetime {
+			return swanOption{}, errReported
+		}
+		return timed(targetChild, "rekey_time", o.ChildLifetime)
+	case tunnel.OptMOBIKE:
+		return conn("mobike", o.MOBIKE)
+	case tunnel.OptFragmentation:
+		return conn("fragmentation", o.Fragmentation)
+	case tunnel.OptKeyingTries:
+		return conn("keyingtries", strconv.Itoa(o.KeyingTries)) // 0: %forever
+	case tunnel.OptIKE:
+		return conn("proposals", slices.Clone(o.IKEProposals))
+	case tunnel.OptESP:
+		return child("esp_proposals", slices.Clone(o.ESPProposals))
+	}
+	return swanOption{}, fmt.Errorf("unsupported option %s for the strongswan backend", s.Spelling)
+}
+
+// swanTime renders a time as swanctl.conf takes it: whole seconds, "Ns".
+func swanTime(spelling string, d time.Duration) (string, error) {
+	if d <= 0 || d%time.Second != 0 {
+		return "", fmt.Errorf("invalid value %v for option %s for the strongswan backend: want whole seconds", d, spelling)
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s", nil
 }

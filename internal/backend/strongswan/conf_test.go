@@ -132,9 +132,9 @@ func TestBuildConnVariants(t *testing.T) {
 				t.CustomOptions = []tunnel.Option{{Key: "forceencaps", Value: "yes"}, {Key: "replay-window", Value: "64"}, {Key: "dpd-delay", Value: "10"}, {Key: "salifetime", Value: "1h"}}
 			},
 			check: map[string]any{
-				"encap": "yes", "dpd_delay": "10",
+				"encap": "yes", "dpd_delay": "10s",
 				"children/gnv0-in-3/replay_window": "64", "children/gnv0-out-3/replay_window": "64",
-				"children/gnv0-out-3/rekey_time": "1h",
+				"children/gnv0-out-3/rekey_time": "3600s",
 			},
 		},
 	}
@@ -197,7 +197,7 @@ func TestBuildConnUnsupportedOptions(t *testing.T) {
 	}
 	want := []string{
 		"unsupported option ipsec_foo for the strongswan backend",
-		`invalid value "lots" for option ipsec_replay-window for the strongswan backend: want a packet count`,
+		`option ipsec_replay-window="lots": want a packet count`,
 	}
 	if !reflect.DeepEqual(spec.Unsupported, want) {
 		t.Errorf("Unsupported = %q, want %q", spec.Unsupported, want)
@@ -213,54 +213,53 @@ func TestMapOption(t *testing.T) {
 		target   optTarget
 		vkey     string
 		want     any
-		err      string
+		err      string // the one unsupported line, when the option is not applied
 	}{
 		{"forceencaps", "yes", targetConn, "encap", "yes", ""},
 		{"encapsulation", "auto", targetConn, "encap", "no", ""},
 		{"encapsulation", "maybe", 0, "", nil, "want yes or no"},
 		{"dpddelay", "30s", targetConn, "dpd_delay", "30s", ""},
-		{"dpd_delay", "30", targetConn, "dpd_delay", "30", ""},
-		{"DPD-Delay", "5m", targetConn, "dpd_delay", "5m", ""},
-		{"dpd-delay", "soon", 0, "", nil, "invalid value"},
+		{"dpd_delay", "30", targetConn, "dpd_delay", "30s", ""},
+		{"DPD-Delay", "5m", targetConn, "dpd_delay", "300s", ""},
+		{"dpd-delay", "soon", 0, "", nil, `option ipsec_dpd-delay="soon": not a time`},
+		{"dpd-delay", "1500ms", 0, "", nil, "invalid value 1.5s for option ipsec_dpd-delay for the strongswan backend: want whole seconds"},
 		{"dpd-timeout", "150s", targetConn, "dpd_timeout", "150s", ""},
 		{"dpdaction", "hold", targetChild, "dpd_action", "trap", ""},
+		{"dpdaction", "trap", targetChild, "dpd_action", "trap", ""},
 		{"dpdaction", "restart", targetChild, "dpd_action", "restart", ""},
 		{"dpdaction", "explode", 0, "", nil, "want none, clear, hold or restart"},
 		{"replay-window", "128", targetChild, "replay_window", "128", ""},
 		{"replay_window", "-1", 0, "", nil, "want a packet count"},
-		{"ikelifetime", "3h", targetConn, "rekey_time", "3h", ""},
-		{"salifetime", "1h", targetChild, "rekey_time", "1h", ""},
-		{"lifetime", "60m", targetChild, "rekey_time", "60m", ""},
-		{"keylife", "1x", 0, "", nil, "want a time"},
+		{"ikelifetime", "3h", targetConn, "rekey_time", "10800s", ""},
+		{"ikelifetime", "1d", targetConn, "rekey_time", "86400s", ""},
+		{"salifetime", "1h", targetChild, "rekey_time", "3600s", ""},
+		{"lifetime", "60m", targetChild, "rekey_time", "3600s", ""},
+		{"salifetime", "5s", 0, "", nil, "ipsec_salifetime=5s: shorter than the minimum 10s"},
+		{"keylife", "1x", 0, "", nil, "want a whole number"},
 		{"mobike", "no", targetConn, "mobike", "no", ""},
 		{"fragmentation", "force", targetConn, "fragmentation", "force", ""},
 		{"keyingtries", "%forever", targetConn, "keyingtries", "0", ""},
 		{"keyingtries", "3", targetConn, "keyingtries", "3", ""},
 		{"ike", "aes128gcm16-sha256-ecp256,aes256-sha256-modp2048!", targetConn, "proposals", []string{"aes128gcm16-sha256-ecp256", "aes256-sha256-modp2048"}, ""},
 		{"esp", "aes128gcm16", targetChild, "esp_proposals", []string{"aes128gcm16"}, ""},
-		{"esp", "aes;rm -rf", 0, "", nil, "proposal list"},
-		{"ike", "", 0, "", nil, "proposal list"},
+		{"esp", "aes;rm -rf", 0, "", nil, "comma-separated list"},
+		{"ike", "", 0, "", nil, "comma-separated list"},
 		{"leftupdown", "/bin/sh", 0, "", nil, "unsupported option ipsec_leftupdown for the strongswan backend"},
 		{"mark", "1/1", 0, "", nil, "unsupported option ipsec_mark"},
+		{"rekeymargin", "3m", 0, "", nil, "unsupported option ipsec_rekeymargin for the strongswan backend"},
+		{"rekey_fuzz", "100%", 0, "", nil, "unsupported option ipsec_rekey_fuzz for the strongswan backend"},
 	}
 	for _, tc := range tests {
-		target, key, val, err := mapOption(tunnel.Option{Key: tc.key, Value: tc.val})
+		opts, unsupported := mapOptions(tunnel.ParseOptions([]tunnel.Option{{Key: tc.key, Value: tc.val}}))
 		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("mapOption(%s=%s) err = %v, want %q", tc.key, tc.val, err, tc.err)
+			if len(opts) != 0 || len(unsupported) != 1 || !strings.Contains(unsupported[0], tc.err) {
+				t.Errorf("%s=%s: applied %+v, unsupported %q; want only %q", tc.key, tc.val, opts, unsupported, tc.err)
 			}
 			continue
 		}
-		if err != nil || target != tc.target || key != tc.vkey || !reflect.DeepEqual(val, tc.want) {
-			t.Errorf("mapOption(%s=%s) = %v %q %#v %v; want %v %q %#v", tc.key, tc.val, target, key, val, err, tc.target, tc.vkey, tc.want)
-		}
-	}
-}
-
-func TestIsDuration(t *testing.T) {
-	for s, want := range map[string]bool{"1": true, "30s": true, "5m": true, "2h": true, "1d": true, "": false, "s": false, "1.5h": false, "-1": false, "1w": false, "12345678901": false} {
-		if got := isDuration(s); got != want {
-			t.Errorf("isDuration(%q) = %v", s, got)
+		want := []swanOption{{tc.target, tc.vkey, tc.want}}
+		if len(unsupported) != 0 || !reflect.DeepEqual(opts, want) {
+			t.Errorf("%s=%s: applied %+v, unsupported %q; want %+v", tc.key, tc.val, opts, unsupported, want)
 		}
 	}
 }
