@@ -1,10 +1,12 @@
 package native
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/ike"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -149,5 +151,37 @@ func TestEnsureGuardsWithoutGuard(t *testing.T) {
 	}
 	if got := r.att.get(); len(got) != 0 {
 		t.Fatalf("policies after Remove = %+v", got)
+	}
+}
+
+// The status is data: the IKE engine's reason code, the IKE SA and the
+// Child SAs with their counters; the detail lines are rendered from it.
+func TestStatusIsTyped(t *testing.T) {
+	r := newRig(t)
+	tt := geneveTunnel(1)
+	if err := r.b.Ensure(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: ike.SADown, Code: ike.ReasonPeerRefusedAuth, Reason: "AUTHENTICATION_FAILED from peer"})
+	st, _ := r.b.Status(ctx)
+	if s := st[tt.Name]; s.Phase != backend.PhaseDown || s.Code != "peer_refused_auth" || s.IKE == nil || s.IKE.State != "down" || s.Details[0] != "IKE SA: down" {
+		t.Fatalf("down: %+v", s)
+	}
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: ike.SAEstablished, Code: ike.ReasonNone, Algorithms: "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519"})
+	for _, c := range []ike.ChildSA{child(t, "ovn-b-0-1", "ovn-b-0-in-1", 0x1001, 0x2001, 1), child(t, "ovn-b-0-1", "ovn-b-0-out-1", 0x1002, 0x2002, 3)} {
+		r.eng.handler.HandleChildSA(ike.ChildEstablished, c)
+	}
+	st, _ = r.b.Status(ctx)
+	s := st[tt.Name]
+	if s.Phase != backend.PhaseUp || s.Code != backend.CodeNone || s.IKE.State != "established" || len(s.Children) != 2 {
+		t.Fatalf("up: %+v", s)
+	}
+	c := s.Children[0]
+	if c.Name != "ovn-b-0-in-1" || c.InSPI != "00001001" || c.OutSPI != "00002001" || c.Encap != "none" || c.Drops != nil {
+		t.Errorf("child %+v", c)
+	}
+	want := "ovn-b-0-in-1: ESP SPIs 00001001_i 00002001_o, AES_GCM_16_256, encap none, in 0 pkts/0 bytes, out 0 pkts/0 bytes, drops none"
+	if !slices.Contains(s.Details, want) {
+		t.Errorf("details %q lack %q", s.Details, want)
 	}
 }

@@ -43,50 +43,49 @@ func (b *Backend) tunnelStatusLocked(st *tunnelState) backend.TunnelStatus {
 	}
 	switch {
 	case b.broken != nil:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, backend.CodeBackendBroken
 		ts.Reason = "native backend broken: " + b.broken.Error() + " (restart ovnsecd)"
 	case ps.Up() && len(missing) == 0:
 		ts.Phase = backend.PhaseUp
 	case ps.Up():
-		ts.Phase = backend.PhaseConnecting
+		ts.Phase, ts.Code = backend.PhaseConnecting, backend.CodeWaitingForChild
 		ts.Reason = "IKE SA established, waiting for Child SA " + strings.Join(missing, ", ")
 		if st.installErr != "" {
-			ts.Phase = backend.PhaseDown
+			ts.Phase, ts.Code = backend.PhaseDown, backend.CodeInstallFailed
 			ts.Reason = "IKE SA established but the ESP SA could not be installed: " + st.installErr
 		}
 	case ps.State == ike.SAConnecting:
-		ts.Phase = backend.PhaseConnecting
+		ts.Phase, ts.Code = backend.PhaseConnecting, backend.Code(ps.Code)
 		ts.Reason = "IKE negotiation in progress"
 		if ps.Reason != "" {
 			ts.Reason += " (" + ps.Reason + ")"
 		}
 	default:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, backend.Code(ps.Code)
 		ts.Reason = ps.Reason
 		if ts.Reason == "" {
 			ts.Reason = "IKE SA " + ps.State.String()
 		}
 	}
-	ike := fmt.Sprintf("IKE SA: %s", ps.State)
-	if ps.Up() {
-		ike += fmt.Sprintf(", %s, SPIs %s_i %s_r", ps.Algorithms, ps.SPIi, ps.SPIr)
-		if ps.Encap {
-			ike += ", UDP-encapsulated"
-		}
-		if ps.NATLocal || ps.NATRemote {
-			ike += fmt.Sprintf(", NAT local=%v remote=%v", ps.NATLocal, ps.NATRemote)
-		}
+	if ts.Phase == backend.PhaseUp || ts.Code == backend.Code(ike.ReasonNone) {
+		ts.Code = backend.CodeNone
 	}
-	ts.Details = append(ts.Details, ike)
-	if st.credErr != "" {
-		ts.Details = append(ts.Details, "Credentials: renewed files not applied, new IKE SAs use the previous ones: "+st.credErr)
-	}
+	ts.IKE = ikeStatus(ps)
 	algs := map[string]string{}
 	for _, c := range ps.Children {
 		algs[c.Name] = c.Algorithms
 	}
 	for _, c := range sortedChildren(st) {
-		ts.Details = append(ts.Details, childDetail(c, algs[c.name]))
+		ts.Children = append(ts.Children, childStatus(c, algs[c.name]))
+	}
+
+	// Text, rendered from the data above.
+	ts.Details = append(ts.Details, ikeLine(ts.IKE))
+	if st.credErr != "" {
+		ts.Details = append(ts.Details, "Credentials: renewed files not applied, new IKE SAs use the previous ones: "+st.credErr)
+	}
+	for _, c := range ts.Children {
+		ts.Details = append(ts.Details, childLine(c))
 	}
 	if n := b.loop.Hold().Len(st.plan.remote); n > 0 {
 		ts.Details = append(ts.Details, fmt.Sprintf("%d frames held waiting for an SA", n))
@@ -99,6 +98,32 @@ func (b *Backend) tunnelStatusLocked(st *tunnelState) backend.TunnelStatus {
 		ts.Details = append(ts.Details, "ESP engine drops (all peers): "+strings.Join(parts, " "))
 	}
 	return ts
+}
+
+// ikeStatus is the IKE SA part of the typed status.
+func ikeStatus(ps ike.PeerStatus) *backend.IKESAStatus {
+	s := &backend.IKESAStatus{State: ps.State.String(), Rekeys: ps.Rekeys}
+	if ps.Up() {
+		s.Initiator, s.Established = ps.Initiator, ps.Established
+		s.SPIi, s.SPIr = ps.SPIi.String(), ps.SPIr.String()
+		s.Algorithms, s.Encap, s.NATLocal, s.NATRemote = ps.Algorithms, ps.Encap, ps.NATLocal, ps.NATRemote
+	}
+	return s
+}
+
+// ikeLine renders the IKE SA as tunnels/show's detail line.
+func ikeLine(s *backend.IKESAStatus) string {
+	line := "IKE SA: " + s.State
+	if s.SPIi != "" {
+		line += fmt.Sprintf(", %s, SPIs %s_i %s_r", s.Algorithms, s.SPIi, s.SPIr)
+		if s.Encap {
+			line += ", UDP-encapsulated"
+		}
+		if s.NATLocal || s.NATRemote {
+			line += fmt.Sprintf(", NAT local=%v remote=%v", s.NATLocal, s.NATRemote)
+		}
+	}
+	return line
 }
 
 // sortedChildren returns the installed children in install order.
@@ -130,13 +155,18 @@ func statusLine(c *childState) string {
 	return fmt.Sprintf("%s{%d}:  INSTALLED, %s, ESP SPIs: %08x_i %08x_o", c.name, c.seq, mode, uint32(c.inSPI), uint32(c.outSPI))
 }
 
-// childDetail describes a child's SAs and their counters.
-func childDetail(c *childState, algs string) string {
+// childStatus is one installed child's typed status: SPIs, algorithm,
+// encapsulation and ESP counters.
+func childStatus(c *childState, algs string) backend.ChildSAStatus {
 	in, out := c.in.Stats(), c.out.Stats()
 	if algs == "" {
 		algs = fmt.Sprintf("AES_GCM_16_%d", c.keyBits)
 	}
-	var drops []string
+	cs := backend.ChildSAStatus{
+		Name: c.name, InSPI: fmt.Sprintf("%08x", uint32(c.inSPI)), OutSPI: fmt.Sprintf("%08x", uint32(c.outSPI)),
+		Algorithm: algs, Encap: c.encap.String(), Established: c.established,
+		PacketsIn: in.PacketsIn, BytesIn: in.BytesIn, PacketsOut: out.PacketsOut, BytesOut: out.BytesOut,
+	}
 	for _, d := range []struct {
 		name string
 		n    uint64
@@ -146,15 +176,32 @@ func childDetail(c *childState, algs string) string {
 		{"seq-overflow", out.DropSeqOverflow},
 	} {
 		if d.n != 0 {
-			drops = append(drops, fmt.Sprintf("%s=%d", d.name, d.n))
+			if cs.Drops == nil {
+				cs.Drops = map[string]uint64{}
+			}
+			cs.Drops[d.name] = d.n
+		}
+	}
+	return cs
+}
+
+// childDropOrder is the order drop reasons are printed in.
+var childDropOrder = []string{"replay", "auth", "malformed", "policy", "lifetime", "seq-overflow"}
+
+// childLine renders a child as tunnels/show's detail line.
+func childLine(c backend.ChildSAStatus) string {
+	var drops []string
+	for _, k := range childDropOrder {
+		if n := c.Drops[k]; n != 0 {
+			drops = append(drops, fmt.Sprintf("%s=%d", k, n))
 		}
 	}
 	dropText := "none"
 	if len(drops) > 0 {
 		dropText = strings.Join(drops, " ")
 	}
-	return fmt.Sprintf("%s: ESP SPIs %08x_i %08x_o, %s, encap %v, in %d pkts/%d bytes, out %d pkts/%d bytes, drops %s",
-		c.name, uint32(c.inSPI), uint32(c.outSPI), algs, c.encap, in.PacketsIn, in.BytesIn, out.PacketsOut, out.BytesOut, dropText)
+	return fmt.Sprintf("%s: ESP SPIs %s_i %s_o, %s, encap %s, in %d pkts/%d bytes, out %d pkts/%d bytes, drops %s",
+		c.Name, c.InSPI, c.OutSPI, c.Algorithm, c.Encap, c.PacketsIn, c.BytesIn, c.PacketsOut, c.BytesOut, dropText)
 }
 
 // Report implements backend.Backend: "ipsec/status" is upstream's Python
