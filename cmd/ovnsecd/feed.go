@@ -65,6 +65,9 @@ func (f *feeder) run(ctx context.Context, snaps <-chan ovsconf.Snapshot, sbs <-c
 			if !have {
 				continue
 			}
+			if f.decided && f.policy.Decide(sb, last) == f.req {
+				continue // e.g. another failed connection attempt: nothing to redo
+			}
 		case <-tick:
 			if !have {
 				continue

@@ -123,6 +123,13 @@ func TestFeederFollowsSBAtOnce(t *testing.T) {
 	if g, _ := findTunnel(ts, "ovn-ch2-0"); g.State != tunnel.StateInvalid || !strings.Contains(g.Reason, "when last read") {
 		t.Fatalf("unknown after true: %+v", ts)
 	}
+	// Another unknown state (a further failed attempt) changes nothing:
+	// the snapshot sent next gives the only desired set.
+	h.sbs <- ovnsb.State{Remote: "tcp:192.0.2.10:6642", Why: "not connected (again)"}
+	h.snaps <- ovnSnap
+	h.next(t, "snapshot after a second unknown state")
+	h.none(t, "a second unknown state")
+
 	// A snapshot with the options: configured (INVALID for want of a
 	// certificate, upstream's check), in order after the SB values.
 	s2 := ovnSnap
@@ -154,8 +161,10 @@ func TestFeederForced(t *testing.T) {
 	if !ok || g.State != tunnel.StateInvalid || !strings.Contains(g.Reason, "(ovnsecd --require-ipsec)") {
 		t.Fatalf("--require-ipsec: %+v", ts)
 	}
-	h.sbs <- ovnsb.State{Value: ovnsb.Off}
-	ts = h.next(t, "SB false")
+	h.sbs <- ovnsb.State{Value: ovnsb.Off} // changes nothing: no desired set of its own
+	h.snaps <- ovnSnap
+	ts = h.next(t, "snapshot after SB false")
+	h.none(t, "SB false under --require-ipsec")
 	if g2, _ := findTunnel(ts, "ovn-ch2-0"); g2.State != tunnel.StateInvalid || g2.Reason != g.Reason || g2.Version != g.Version {
 		t.Fatalf("--require-ipsec with SB false: %+v", ts)
 	}
