@@ -110,13 +110,14 @@ func TestCharonAuthFailures(t *testing.T) {
 		theirCert func() testCert
 		theirID   string
 		want      string
+		code      ReasonCode // what our status classifies it as
 	}{
-		{name: "wrong-psk-ovnsec-initiates", initiator: "ovnsec", psk: "not-the-same-psk-0000", want: "AUTHENTICATION_FAILED from peer"},
-		{name: "wrong-psk-charon-initiates", initiator: "charon", psk: "not-the-same-psk-0000", want: "pre-shared key mismatch"},
-		{name: "unknown-ca", initiator: "ovnsec", theirCert: func() testCert { return issue(t, &other, idB, "ec", time.Now().Add(time.Hour)) }, want: "certificate not signed by the configured CA"},
-		{name: "unknown-ca-charon-initiates", initiator: "charon", theirCert: func() testCert { return issue(t, &other, idB, "ec", time.Now().Add(time.Hour)) }, want: "certificate not signed by the configured CA"},
-		{name: "expired", initiator: "ovnsec", theirCert: func() testCert { return issue(t, &ca, idB, "ec", time.Now().Add(-time.Hour)) }, want: "expired"},
-		{name: "wrong-name-charon-initiates", initiator: "charon", theirID: "intruder.test", theirCert: func() testCert { return issue(t, &ca, "intruder.test", "ec", time.Now().Add(time.Hour)) }, want: `peer ID "intruder.test" does not match expected charon.test`},
+		{name: "wrong-psk-ovnsec-initiates", initiator: "ovnsec", psk: "not-the-same-psk-0000", want: "AUTHENTICATION_FAILED from peer", code: ReasonPeerRefusedAuth},
+		{name: "wrong-psk-charon-initiates", initiator: "charon", psk: "not-the-same-psk-0000", want: "pre-shared key mismatch", code: ReasonAuthFailed},
+		{name: "unknown-ca", initiator: "ovnsec", theirCert: func() testCert { return issue(t, &other, idB, "ec", time.Now().Add(time.Hour)) }, want: "certificate not signed by the configured CA", code: ReasonCertUntrusted},
+		{name: "unknown-ca-charon-initiates", initiator: "charon", theirCert: func() testCert { return issue(t, &other, idB, "ec", time.Now().Add(time.Hour)) }, want: "certificate not signed by the configured CA", code: ReasonCertUntrusted},
+		{name: "expired", initiator: "ovnsec", theirCert: func() testCert { return issue(t, &ca, idB, "ec", time.Now().Add(-time.Hour)) }, want: "expired", code: ReasonCertUntrusted},
+		{name: "wrong-name-charon-initiates", initiator: "charon", theirID: "intruder.test", theirCert: func() testCert { return issue(t, &ca, "intruder.test", "ec", time.Now().Add(time.Hour)) }, want: `peer ID "intruder.test" does not match expected charon.test`, code: ReasonIdentityMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startCharon(t)
@@ -145,6 +146,9 @@ func TestCharonAuthFailures(t *testing.T) {
 			st := waitReason(t, s, tc.want)
 			if st.Up() {
 				t.Errorf("IKE SA is up despite the failure: %+v", st)
+			}
+			if st.Code != tc.code {
+				t.Errorf("code %q for %q, want %q", st.Code, st.Reason, tc.code)
 			}
 			time.Sleep(300 * time.Millisecond)
 			if out := c.swanctl(true, "--list-sas"); strings.Contains(out, "ESTABLISHED") {

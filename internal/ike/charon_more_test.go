@@ -94,7 +94,9 @@ func TestCharonNoProposal(t *testing.T) {
 			if initiator == "charon" {
 				c.swanctl(true, "--initiate", "--child", "tun", "--timeout", "5")
 			}
-			waitReason(t, s, "NO_PROPOSAL_CHOSEN")
+			if st := waitReason(t, s, "NO_PROPOSAL_CHOSEN"); st.Code != ReasonNoProposal {
+				t.Errorf("code %q for %q, want %q", st.Code, st.Reason, ReasonNoProposal)
+			}
 		})
 	}
 }
