@@ -167,8 +167,12 @@ func checkDecoders(t *testing.T, m *vici.Message) {
 				}
 				_ = statusLine(c)
 				_ = childLine(c)
+				_ = childStatus(time.Now(), sa, c)
 			}
 			_ = ikeLine(sa)
+		}
+		if is := ikeStatus(time.Now(), sas); (is == nil) != (len(sas) == 0) {
+			t.Fatalf("ikeStatus of %d IKE_SAs = %+v", len(sas), is)
 		}
 		_ = activeReport(sas, []string{"gnv0", "x-in"})
 		_ = xfrmReport(sas, nil, false)

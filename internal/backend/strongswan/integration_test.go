@@ -79,12 +79,18 @@ func childOutcome(t *testing.T, b *Backend, name string, reconcile func()) backe
 	st := waitStatus(t, b, name, 30*time.Second, func(s backend.TunnelStatus) bool {
 		return s.Phase == backend.PhaseUp || strings.Contains(s.Reason, "kernel refused")
 	}, reconcile)
+	if st.IKE == nil || st.IKE.State != "established" || st.IKE.SPIi == "" || st.IKE.SPIr == "" || st.IKE.Established.IsZero() {
+		t.Errorf("tunnel %s: IKE_SA described as %+v, want an established one with its SPIs", name, st.IKE)
+	}
 	if st.Phase == backend.PhaseUp {
 		t.Logf("%s is up: this kernel installs ESP SAs", name)
+		if st.Code != backend.CodeNone || len(st.Children) == 0 {
+			t.Errorf("tunnel %s up with code %q and children %+v", name, st.Code, st.Children)
+		}
 		return st
 	}
-	if st.Phase != backend.PhaseDown || !strings.HasPrefix(st.Reason, reasonKernelRefused) {
-		t.Fatalf("tunnel %s: phase %q reason %q, want down with %q", name, st.Phase, st.Reason, reasonKernelRefused)
+	if st.Phase != backend.PhaseDown || !strings.HasPrefix(st.Reason, reasonKernelRefused) || st.Code != backend.CodeKernelRefused {
+		t.Fatalf("tunnel %s: phase %q reason %q code %q, want down with %q", name, st.Phase, st.Reason, st.Code, reasonKernelRefused)
 	}
 	t.Logf("%s: %s", name, st.Reason)
 	return st
@@ -238,6 +244,9 @@ func TestIntegrationTwoCharons(t *testing.T) {
 		return s.Phase == backend.PhaseDown && strings.Contains(s.Reason, "AUTHENTICATION_FAILED")
 	}, reconcile(ba, tw, bb, twb))
 	t.Logf("wrong PSK: %s", st.Reason)
+	if st.Code != CodeAuthFailed {
+		t.Errorf("wrong PSK: code %q, want %q", st.Code, CodeAuthFailed)
+	}
 
 	// --- a restarted ovnsecd finds its leftovers (and only those) ---
 	ba2 := newTestBackend(t, a)
@@ -357,6 +366,9 @@ func TestIntegrationTwoCharons(t *testing.T) {
 	st = waitStatus(t, ba, "gnv1", 10*time.Second, func(s backend.TunnelStatus) bool {
 		return s.Phase == backend.PhaseDown && strings.Contains(s.Reason, "strongSwan charon is not reachable at "+a.socket)
 	})
+	if st.Code != backend.CodeBackendUnreachable {
+		t.Errorf("charon down: code %q, want %q", st.Code, backend.CodeBackendUnreachable)
+	}
 	if err := ba.Ensure(ctx, tca); err == nil || !strings.Contains(err.Error(), "not reachable") {
 		t.Errorf("Ensure with charon down = %v, want not reachable", err)
 	}

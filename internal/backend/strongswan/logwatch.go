@@ -51,6 +51,25 @@ func classifyLog(msg string) logKind {
 	return logIgnore
 }
 
+// authLine reports whether a failure line charon logged says that
+// authentication failed, on either side: the peer's AUTHENTICATION_FAILED
+// notify, a pre-shared key or signature that does not verify, no trusted
+// key or acceptable certificate for the peer, no key or shared secret for
+// us.
+func authLine(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, k := range []string{
+		"authentication_failed", "authentication failed", "mac mismatched",
+		"no shared key", "no trusted", "no private key", "signature validation failed",
+		"constraint check failed",
+	} {
+		if strings.Contains(m, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // logNote is what the book keeps about one IKE_SA or connection.
 type logNote struct {
 	At     time.Time

@@ -111,3 +111,26 @@ func TestLogBookBadEvent(t *testing.T) {
 		t.Errorf("add(nil) = %v", err)
 	}
 }
+
+func TestAuthLine(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"received AUTHENTICATION_FAILED notify error":                          true,
+		"tried 1 shared key for '192.0.2.1' - '192.0.2.2', but MAC mismatched": true,
+		"no shared key found for '192.0.2.1' - '192.0.2.2'":                    true,
+		"no trusted RSA public key found for 'sswt-b'":                         true,
+		"no private key found for 'sswt-a'":                                    true,
+		"signature validation failed, looking for another key":                 true,
+		"constraint check failed: identity 'x' required":                       true,
+		"giving up after 5 retransmits":                                        false,
+		"received NO_PROPOSAL_CHOSEN notify error":                             false,
+		"received netlink error: Function not implemented (38)":                false,
+		"authentication of 'sswt-b' with RSA signature successful":             false,
+	} {
+		if got := authLine(msg); got != want {
+			t.Errorf("authLine(%q) = %v, want %v", msg, got, want)
+		}
+		if want && classifyLog(msg) == logIgnore {
+			t.Errorf("%q is an authentication failure the log book does not keep", msg)
+		}
+	}
+}

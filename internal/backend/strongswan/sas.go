@@ -91,6 +91,13 @@ type ikeSA struct {
 	LocalID     string    `vici:"local-id"`
 	RemoteID    string    `vici:"remote-id"`
 	Initiator   bool      `vici:"initiator"` // "yes", "no" or absent
+	SPIi        string    `vici:"initiator-spi"`
+	SPIr        string    `vici:"responder-spi"`
+	LocalPort   string    `vici:"local-port"`
+	RemotePort  string    `vici:"remote-port"`
+	NATLocal    bool      `vici:"nat-local"`
+	NATRemote   bool      `vici:"nat-remote"`
+	NATAny      bool      `vici:"nat-any"` // also set when UDP encapsulation is forced
 	Encr        string    `vici:"encr-alg"`
 	EncrKeySize string    `vici:"encr-keysize"`
 	Integ       string    `vici:"integ-alg"`
@@ -116,6 +123,11 @@ type childSA struct {
 	Integ       string   `vici:"integ-alg"`
 	LocalTS     []string `vici:"local-ts"`
 	RemoteTS    []string `vici:"remote-ts"`
+	BytesIn     string   `vici:"bytes-in"`
+	PacketsIn   string   `vici:"packets-in"`
+	BytesOut    string   `vici:"bytes-out"`
+	PacketsOut  string   `vici:"packets-out"`
+	InstallTime string   `vici:"install-time"` // seconds since installed
 }
 
 // ikeSASection is the shape of one IKE_SA section of a list-sa event. The

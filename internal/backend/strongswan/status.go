@@ -5,7 +5,9 @@ package strongswan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,13 @@ import (
 	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
+
+// CodeAuthFailed is the reason code of a tunnel whose IKE_SA charon could
+// not authenticate, either way, as charon logged it (authLine): a
+// pre-shared key or signature that does not verify, no trusted key or
+// certificate for the peer, no private key for ours. The value is the IKE
+// engine's (ike.ReasonAuthFailed), so that both backends count alike.
+const CodeAuthFailed backend.Code = "auth_failed"
 
 // Reasons, kept in one place so that tests and operators see the same text.
 const (
@@ -38,6 +47,7 @@ func (b *Backend) Status(ctx context.Context) (map[string]backend.TunnelStatus, 
 			out[name] = backend.TunnelStatus{
 				Name: name, Version: st.t.Version, Phase: backend.PhaseDown,
 				Reason:  err.Error(),
+				Code:    errCode(err),
 				Conns:   notUp(st.children, "charon not reachable"),
 				Details: notes(st),
 			}
@@ -91,6 +101,15 @@ func notes(st *tunnelState) []string {
 	return d
 }
 
+// errCode is the reason code of a failure to ask charon.
+func errCode(err error) backend.Code {
+	var u *UnreachableError
+	if errors.As(err, &u) {
+		return backend.CodeBackendUnreachable
+	}
+	return backend.CodeUnknown
+}
+
 func notUp(children []childSpec, line string) []backend.ConnStatus {
 	var cs []backend.ConnStatus
 	for _, c := range children {
@@ -103,7 +122,7 @@ func notUp(children []childSpec, line string) []backend.ConnStatus {
 func (b *Backend) tunnelStatus(now time.Time, st *tunnelState, conns map[ConnName]loadedConn, sas []ikeSA) backend.TunnelStatus {
 	ts := backend.TunnelStatus{Name: st.t.Name, Version: st.t.Version, Details: notes(st)}
 	if _, ok := conns[st.ike]; !ok {
-		ts.Phase = backend.PhaseNotLoaded
+		ts.Phase, ts.Code = backend.PhaseNotLoaded, backend.CodeNotLoaded
 		ts.Reason = fmt.Sprintf("charon holds no connection %s (charon restarted or the connection was unloaded); the next Ensure reloads it", st.ike)
 		for cn, c := range conns {
 			if iface, v, ok := ownedConn(c); ok && iface == st.t.Name {
@@ -124,8 +143,12 @@ func (b *Backend) tunnelStatus(now time.Time, st *tunnelState, conns map[ConnNam
 		ts.Details = append(ts.Details, ikeLine(sa))
 		for _, c := range sa.Children {
 			ts.Details = append(ts.Details, childLine(c))
+			if c.installed() {
+				ts.Children = append(ts.Children, childStatus(now, sa, c))
+			}
 		}
 	}
+	ts.IKE = ikeStatus(now, mine)
 
 	var missing []string
 	established, connecting, busy := false, false, false
@@ -152,10 +175,10 @@ func (b *Backend) tunnelStatus(now time.Time, st *tunnelState, conns map[ConnNam
 		ts.Conns = append(ts.Conns, backend.ConnStatus{Name: string(ch.Name), Line: string(ch.Name) + ": no CHILD_SA installed"})
 	}
 	for _, sa := range mine {
-		switch sa.State {
-		case "ESTABLISHED", "REKEYING", "REKEYED":
+		switch {
+		case saEstablished(sa.State):
 			established = true
-		case "CREATED", "CONNECTING", "PASSIVE":
+		case sa.State == "CREATED", sa.State == "CONNECTING", sa.State == "PASSIVE":
 			connecting = true
 		}
 	}
@@ -199,40 +222,40 @@ func (b *Backend) tunnelStatus(now time.Time, st *tunnelState, conns map[ConnNam
 
 	switch {
 	case established && len(kernel) > 0:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, backend.CodeKernelRefused
 		ts.Reason = fmt.Sprintf("%s (%s) for %s", reasonKernelRefused, strings.Join(kernelSummary(kernel), "; "), what)
 	case established && (busy || recentInit):
-		ts.Phase = backend.PhaseConnecting
+		ts.Phase, ts.Code = backend.PhaseConnecting, backend.CodeNegotiating
 		ts.Reason = "IKE_SA established, negotiating CHILD_SA " + what
 	case established && waitingPeer && now.Sub(st.loadedAt) < b.cfg.PeerGrace:
-		ts.Phase = backend.PhaseConnecting
+		ts.Phase, ts.Code = backend.PhaseConnecting, backend.CodeWaitingForChild
 		ts.Reason = "IKE_SA established, waiting for the peer to initiate " + what
 	case established && peerRefused(errs):
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, backend.CodeWaitingForChild
 		ts.Reason = fmt.Sprintf("IKE_SA established but the peer refused CHILD_SA %s (proposals or selectors differ, or the peer's kernel could not install the SA): %s", what, strings.Join(errs, "; "))
 	case established && len(errs) > 0:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, backend.CodeWaitingForChild
 		ts.Reason = fmt.Sprintf("IKE_SA established but no CHILD_SA %s: %s", what, strings.Join(errs, "; "))
 	case established && !streaming:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, backend.CodeKernelRefused
 		ts.Reason = reasonKernelGuess + " for " + what
 	case established:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, backend.CodeWaitingForChild
 		ts.Reason = "IKE_SA established but no CHILD_SA " + what + " (charon logged no error; see charon's log)"
 	case connecting || busy:
-		ts.Phase = backend.PhaseConnecting
+		ts.Phase, ts.Code = backend.PhaseConnecting, backend.CodeNegotiating
 		ts.Reason = fmt.Sprintf("IKE_SA negotiation with %s under way", st.t.RemoteIP)
 		if len(connNote.Errors) > 0 {
 			ts.Reason += ": " + strings.Join(connNote.Errors, "; ")
 		}
 	case freshFailure:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, failureCode(connFailed)
 		ts.Reason = "no IKE_SA with " + st.t.RemoteIP + ": " + strings.Join(connFailed, "; ")
 	case recentInit || now.Sub(st.loadedAt) < b.cfg.PeerGrace:
-		ts.Phase = backend.PhaseConnecting
+		ts.Phase, ts.Code = backend.PhaseConnecting, backend.CodeNegotiating
 		ts.Reason = "initiating IKE_SA with " + st.t.RemoteIP
 	default:
-		ts.Phase = backend.PhaseDown
+		ts.Phase, ts.Code = backend.PhaseDown, failureCode(connFailed)
 		ts.Reason = "no IKE_SA with " + st.t.RemoteIP
 		if len(connFailed) > 0 {
 			ts.Reason += ": " + strings.Join(connFailed, "; ")
@@ -241,6 +264,86 @@ func (b *Backend) tunnelStatus(now time.Time, st *tunnelState, conns map[ConnNam
 		}
 	}
 	return ts
+}
+
+// failureCode is the reason code of an IKE_SA that failed with the logged
+// lines: CodeAuthFailed when one says authentication failed.
+func failureCode(lines []string) backend.Code {
+	for _, l := range lines {
+		if authLine(l) {
+			return CodeAuthFailed
+		}
+	}
+	return backend.CodeUnknown
+}
+
+// ikeStatus describes the tunnel's current IKE_SA: the most recently
+// established one, else the first charon lists; nil when there is none.
+func ikeStatus(now time.Time, sas []ikeSA) *backend.IKESAStatus {
+	if len(sas) == 0 {
+		return nil
+	}
+	cur, curAge := sas[0], int64(-1)
+	for _, sa := range sas {
+		if !saEstablished(sa.State) {
+			continue
+		}
+		age, _ := seconds(sa.Established)
+		if curAge < 0 || age < curAge {
+			cur, curAge = sa, age
+		}
+	}
+	s := &backend.IKESAStatus{
+		State: strings.ToLower(cur.State), Initiator: cur.Initiator, SPIi: cur.SPIi, SPIr: cur.SPIr,
+		Encap: cur.NATAny || cur.NATLocal || cur.NATRemote, NATLocal: cur.NATLocal, NATRemote: cur.NATRemote,
+	}
+	if cur.Encr != "" {
+		s.Algorithms = fmt.Sprintf("%s/%s/%s", algString(cur.Encr, cur.EncrKeySize, cur.Integ), cur.PRF, cur.DH)
+	}
+	if n, ok := seconds(cur.Established); ok {
+		s.Established = now.Add(-time.Duration(n) * time.Second)
+	}
+	return s
+}
+
+// childStatus describes an installed CHILD_SA of sa.
+func childStatus(now time.Time, sa ikeSA, c childSA) backend.ChildSAStatus {
+	s := backend.ChildSAStatus{Name: string(c.Name), InSPI: c.SPIIn, OutSPI: c.SPIOut, Algorithm: algString(c.Encr, c.EncrKeySize, c.Integ), Encap: "none"}
+	if c.Encap {
+		s.Encap = "udp " + sa.LocalPort + "->" + sa.RemotePort
+	}
+	if n, ok := seconds(c.InstallTime); ok {
+		s.Established = now.Add(-time.Duration(n) * time.Second)
+	}
+	s.BytesIn, s.PacketsIn = counter(c.BytesIn), counter(c.PacketsIn)
+	s.BytesOut, s.PacketsOut = counter(c.BytesOut), counter(c.PacketsOut)
+	return s
+}
+
+func saEstablished(state string) bool {
+	switch state {
+	case "ESTABLISHED", "REKEYING", "REKEYED":
+		return true
+	}
+	return false
+}
+
+// seconds parses a time in seconds as charon prints it.
+func seconds(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > int64(math.MaxInt64/time.Second) {
+		return 0, false
+	}
+	return n, true
+}
+
+// counter parses a counter as charon prints it; 0 when it cannot.
+func counter(s string) uint64 {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // kernelSummary orders kernel lines cause first (netlink errors), drops
