@@ -59,6 +59,18 @@ func (b *Backend) followEncapLocked(st *tunnelState, c ike.ChildSA) error {
 	return nil
 }
 
+// portFollowsLocked points st's policy at ch's NAT-T port before ch's
+// outbound SA starts sending (a rekey promoted, or the child that carried
+// outbound traffic deleted): the rules must let its port out first. A
+// failure is logged; frames to a port the rules refuse are dropped, never
+// sent elsewhere.
+func (b *Backend) portFollowsLocked(st *tunnelState, ch *childState) {
+	c := ike.ChildSA{Name: ch.name, Encap: ch.encap, LocalTS: ch.localTS, RemoteTS: ch.remoteTS}
+	if err := b.followEncapLocked(st, c); err != nil {
+		b.log.Warn("the rules cannot follow the child's NAT-T port; its ESP-in-UDP is dropped", "tunnel", st.t.Name, "child", ch.name, "err", err)
+	}
+}
+
 // encapPort is the Policy.EncapPort for a Child SA's destination port:
 // 4500 is the default (0), so that a peer without a NAT keeps the policy a
 // forced encapsulation starts with.

@@ -124,3 +124,31 @@ func TestNATPortOnTunnelPortRefused(t *testing.T) {
 		t.Errorf("policies %+v", ps)
 	}
 }
+
+// A rekey we answer keeps sending under the old SA for a while: the rules
+// keep the old SA's port until the new SA takes over, then follow it.
+func TestNATPortWaitsForTheAnsweredRekey(t *testing.T) {
+	r := newRig(t)
+	if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {
+		t.Fatal(err)
+	}
+	h := r.eng.handler
+	h.HandleChildSA(ike.ChildEstablished, natChild(t, "ovn-b-0-out-1", 0xc0000002, 0xd0000002, 3, 44500))
+	c := natChild(t, "ovn-b-0-out-1", 0xc0000003, 0xd0000003, 5, 40001)
+	c.Initiator, c.Replaces = false, 0xc0000002
+	h.HandleChildSA(ike.ChildRekeyed, c)
+	if p := onePolicy(t, r); p.NATTPort() != 44500 {
+		t.Fatalf("the rules moved to the new port while the old SA still sends: %+v", p)
+	}
+	if o := r.b.Hook().Table().Outbound(remote); o == nil || o.Encap().DstPort != 44500 {
+		t.Fatalf("outbound SA %v, want the old one still", o)
+	}
+	r.advance(promoteAfter)
+	r.b.promotePending()
+	if p := onePolicy(t, r); p.NATTPort() != 40001 {
+		t.Errorf("after the new SA took over: %+v", p)
+	}
+	if o := r.b.Hook().Table().Outbound(remote); o == nil || o.Encap().DstPort != 40001 {
+		t.Errorf("outbound SA after promotion %v", o)
+	}
+}

@@ -61,20 +61,25 @@ func (b *Backend) installLocked(st *tunnelState, ev ike.ChildEvent, c ike.ChildS
 	if err != nil {
 		return fmt.Errorf("child %s: %w", c.Name, err)
 	}
-	// ESP-in-UDP (forced or because of a NAT) needs the UDP 4500 rules.
-	// They allow UDP from our 4500 to the peer's NAT-T port, which follows
-	// the Child SAs (natport.go).
-	if err := b.followEncapLocked(st, c); err != nil {
-		return fmt.Errorf("child %s: switch %s to ESP-in-UDP rules: %w", c.Name, peer, err)
-	}
 	carries := st.plan.carries(c)
 	var old *childState
 	if ev == ike.ChildRekeyed && c.Replaces != 0 {
 		old = st.children[c.Replaces]
 	}
+	answered := old != nil && carries && old.out == b.hook.Table().Outbound(peer) && !c.Initiator
+	// ESP-in-UDP (forced or because of a NAT) needs the UDP 4500 rules.
+	// They allow UDP from our 4500 to the peer's NAT-T port, which follows
+	// the Child SAs (natport.go). A rekey we answered keeps sending under
+	// the old SA for a while: its port moves when the new SA takes over
+	// (promoteLocked), so the old SA's packets are not dropped meanwhile.
+	if !(answered && st.plan.policy.Encap == ovsbridge.EncapUDP4500) {
+		if err := b.followEncapLocked(st, c); err != nil {
+			return fmt.Errorf("child %s: switch %s to ESP-in-UDP rules: %w", c.Name, peer, err)
+		}
+	}
 	pending := false
 	switch {
-	case old != nil && carries && old.out == b.hook.Table().Outbound(peer) && !c.Initiator:
+	case answered:
 		// We answered the rekey: the initiator installs its new inbound SA
 		// only when our response arrives, so a packet sent under the new
 		// outbound SA at once could beat the response and be dropped there.
@@ -178,6 +183,7 @@ func (b *Backend) deleteLocked(st *tunnelState, c ike.ChildSA) {
 			}
 		}
 		if next != nil {
+			b.portFollowsLocked(st, next)
 			if err := b.hook.SetOutbound(peer, next.out); err != nil {
 				b.log.Warn("switch outbound SA", "tunnel", st.t.Name, "err", err)
 			}
@@ -212,6 +218,7 @@ func (b *Backend) promotePending() {
 // promoteLocked makes ch's outbound SA the one towards the peer.
 func (b *Backend) promoteLocked(st *tunnelState, ch *childState, why string) {
 	ch.pendingOut = false
+	b.portFollowsLocked(st, ch)
 	if err := b.hook.SetOutbound(st.plan.remote, ch.out); err != nil {
 		b.log.Warn("switch to the rekeyed outbound SA", "tunnel", st.t.Name, "child", ch.name, "err", err)
 		return
