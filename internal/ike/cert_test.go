@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 	"github.com/ovnsec/ovnsec/internal/ike/suite"
 )
@@ -124,7 +125,7 @@ func TestClassicAuthMethods(t *testing.T) {
 			prf, _ := suite.NewPRF(message.PRF_HMAC_SHA2_256)
 			keys := &suite.IKEKeys{Pi: suite.Key("pi-key-0123456789"), Pr: suite.Key("pr-key-0123456789")}
 			mkSA := func(initiator bool, id string, auth Auth) *ikeSA {
-				e := &Engine{clock: SystemClock{}}
+				e := &Engine{clock: clock.Real{}}
 				lid, _ := parseIdentity(id)
 				rid, _ := parseIdentity("x.test")
 				p := &peer{e: e, cfg: &peerConfig{Peer: Peer{LocalID: id, RemoteID: "x.test", Auth: auth}, localID: lid, remoteID: rid}}

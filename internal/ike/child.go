@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 	"github.com/ovnsec/ovnsec/internal/ike/suite"
@@ -32,8 +33,8 @@ type childSA struct {
 	info        ChildSA
 	chosen      suite.Chosen
 	state       childState
-	rekeyTimer  Timer
-	expireTimer Timer
+	rekeyTimer  clock.Timer
+	expireTimer clock.Timer
 	gone        bool
 	ni, nr      []byte // nonces of the exchange that created it
 
@@ -522,7 +523,7 @@ func (c *childSA) remove(sa *ikeSA) {
 		return
 	}
 	c.gone = true
-	for _, t := range []Timer{c.rekeyTimer, c.expireTimer} {
+	for _, t := range []clock.Timer{c.rekeyTimer, c.expireTimer} {
 		if t != nil {
 			t.Stop()
 		}

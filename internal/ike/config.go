@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 )
@@ -57,7 +58,7 @@ type Config struct {
 	// Handler receives Child SA events; nil discards them.
 	Handler ChildSAHandler
 	// Clock drives every timer; nil means the system clock.
-	Clock Clock
+	Clock clock.Clock
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// HalfOpenLimit is how many responder IKE SAs (IKE_SA_INIT answered,

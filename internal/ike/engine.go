@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 )
 
@@ -24,7 +25,7 @@ import (
 type Engine struct {
 	cfg   Config
 	conn  PacketConn
-	clock Clock
+	clock clock.Clock
 	log   *slog.Logger
 	rand  io.Reader
 
@@ -75,7 +76,7 @@ func (e *Engine) Stats() StatsSnapshot {
 func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand, peers: map[string]*peer{}}
 	if e.clock == nil {
-		e.clock = SystemClock{}
+		e.clock = clock.Real{}
 	}
 	if e.log == nil {
 		e.log = slog.Default()

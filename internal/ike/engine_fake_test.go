@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 )
@@ -25,12 +26,12 @@ type fakeSide struct {
 type fakeWorld struct {
 	t     *testing.T
 	net   *memNet
-	clock *FakeClock
+	clock *clocktest.Fake
 	a, b  *fakeSide
 }
 
 func newFakeWorld(t *testing.T, modA, modB func(*Config)) *fakeWorld {
-	w := &fakeWorld{t: t, net: newMemNet(), clock: NewFakeClock(time.Unix(1_800_000_000, 0))}
+	w := &fakeWorld{t: t, net: newMemNet(), clock: clocktest.New(time.Unix(1_800_000_000, 0))}
 	mk := func(ip string, mod func(*Config)) *fakeSide {
 		s := &fakeSide{rec: &Recorder{}, ip: netip.MustParseAddr(ip)}
 		cfg := Config{Conn: w.net.conn(s.ip, 500, 4500), Handler: s.rec, Clock: w.clock, Logger: testLogger()}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 func FuzzEngineReceive(f *testing.F) {
@@ -49,7 +51,7 @@ func FuzzEngineReceive(f *testing.F) {
 // newFuzzWorld makes two engines on the in-memory network with an
 // established IKE SA (a is the initiator).
 func newFuzzWorld(f *testing.F) *fakeWorld {
-	w := &fakeWorld{net: newMemNet(), clock: NewFakeClock(time.Unix(1_800_000_000, 0))}
+	w := &fakeWorld{net: newMemNet(), clock: clocktest.New(time.Unix(1_800_000_000, 0))}
 	mk := func(ip string) *fakeSide {
 		s := &fakeSide{rec: &Recorder{}, ip: netip.MustParseAddr(ip)}
 		e, err := New(Config{Conn: w.net.conn(s.ip, 500, 4500), Handler: s.rec, Clock: w.clock, Logger: testLogger()})

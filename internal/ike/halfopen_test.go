@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 )
 
 func TestCookieForm(t *testing.T) {
-	clock := NewFakeClock(time.Unix(1_800_000_000, 0))
+	clock := clocktest.New(time.Unix(1_800_000_000, 0))
 	var j cookieJar
 	if err := j.init(rand.Reader, clock.Now()); err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func TestCookieForm(t *testing.T) {
 // engine's clock; cookies of the previous secret are accepted for
 // cookieGrace after the change, then refused.
 func TestCookieRotation(t *testing.T) {
-	clock := NewFakeClock(time.Unix(1_800_000_000, 0))
+	clock := clocktest.New(time.Unix(1_800_000_000, 0))
 	var j cookieJar
 	if err := j.init(rand.Reader, clock.Now()); err != nil {
 		t.Fatal(err)

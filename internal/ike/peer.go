@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 	"github.com/ovnsec/ovnsec/internal/ike/suite"
 )
@@ -29,7 +30,7 @@ type peer struct {
 	reason   failure  // why the peer is not up, or what last went wrong
 	removed  bool
 	events   []event
-	retry    Timer
+	retry    clock.Timer
 	attempts int
 	rekeys   int
 	halfOpen int           // of its SAs, how many are responder SAs waiting for IKE_AUTH
@@ -157,7 +158,7 @@ func (sa *ikeSA) destroy() {
 	// Every timer holds the SA: one left running would keep a dead SA (and
 	// its keys and children) in memory until it fires, hours later for the
 	// hard lifetime.
-	for _, t := range []Timer{sa.rekeyTimer, sa.dpdTimer, sa.halfTimer, sa.expireTimer, sa.aliveTimer} {
+	for _, t := range []clock.Timer{sa.rekeyTimer, sa.dpdTimer, sa.halfTimer, sa.expireTimer, sa.aliveTimer} {
 		if t != nil {
 			t.Stop()
 		}

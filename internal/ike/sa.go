@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 	"github.com/ovnsec/ovnsec/internal/ike/suite"
@@ -92,14 +93,14 @@ type ikeSA struct {
 	established time.Time
 	lastRecv    time.Time
 	halfOpen    bool
-	rekeyTimer  Timer
-	dpdTimer    Timer
-	halfTimer   Timer
-	expireTimer Timer  // hard lifetime
-	aliveTimer  Timer  // next NAT keepalive
-	rekeyedBy   *ikeSA // set on the old SA once replaced
-	rekeyNonce  []byte // our nonce in a pending IKE SA rekey (collisions)
-	initialCont bool   // the peer sent INITIAL_CONTACT
+	rekeyTimer  clock.Timer
+	dpdTimer    clock.Timer
+	halfTimer   clock.Timer
+	expireTimer clock.Timer // hard lifetime
+	aliveTimer  clock.Timer // next NAT keepalive
+	rekeyedBy   *ikeSA      // set on the old SA once replaced
+	rekeyNonce  []byte      // our nonce in a pending IKE SA rekey (collisions)
+	initialCont bool        // the peer sent INITIAL_CONTACT
 
 	logger   *slog.Logger // see log; built for the SPIs in logSPIs
 	logSPIs  [2]message.SPI
@@ -112,7 +113,7 @@ type request struct {
 	exch      message.ExchangeType
 	pkts      [][]byte
 	tries     int
-	timer     Timer
+	timer     clock.Timer
 	onResp    func(m *message.Message, raw []byte, ps []message.Payload)
 	onTimeout func()
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike/message"
 )
@@ -246,7 +247,7 @@ func TestPeerCheck(t *testing.T) {
 }
 
 func TestFakeClock(t *testing.T) {
-	c := NewFakeClock(time.Unix(1000, 0))
+	c := clocktest.New(time.Unix(1000, 0))
 	var got []int
 	c.AfterFunc(2*time.Second, func() { got = append(got, 2) })
 	c.AfterFunc(time.Second, func() {

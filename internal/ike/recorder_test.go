@@ -1,4 +1,5 @@
-// A recording ChildSAHandler for tests and the ovnsec-ike tool.
+// A recording ChildSAHandler for the engine tests (a test double: it lives
+// in a test file, not in the engine).
 
 package ike
 
