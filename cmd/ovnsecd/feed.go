@@ -27,8 +27,6 @@ type feeder struct {
 	// noDrop: the backend cannot drop a tunnel's packets (strongSwan).
 	noDrop bool
 	log    *slog.Logger
-	// fed is closed after the first call of desired.
-	fed chan struct{}
 
 	req     ovnsb.Decision // the requirement last given to the table
 	decided bool
@@ -77,10 +75,6 @@ func (f *feeder) run(ctx context.Context, snaps <-chan ovsconf.Snapshot, sbs <-c
 		tunnels, events := f.table.Update(last)
 		tunnel.Log(ctx, f.log, events)
 		f.desired(tunnels)
-		if f.fed != nil {
-			close(f.fed)
-			f.fed = nil
-		}
 	}
 }
 

@@ -48,8 +48,6 @@ type system struct {
 
 	exitOnce sync.Once
 	exitCh   chan exitRequest
-	// fed is closed once the reconciler has the first desired tunnel set.
-	fed chan struct{}
 }
 
 // exitRequest is an "exit" command: cleanup removes every connection first.
@@ -59,7 +57,7 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	if err := validateBackend(c); err != nil {
 		return nil, err
 	}
-	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1), fed: make(chan struct{})}
+	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1)}
 	be, err := newBackend(ctx, c, log)
 	if err != nil {
 		return nil, err
@@ -215,20 +213,9 @@ func (s *system) run(ctx context.Context) error {
 	if s.follower != nil {
 		start("ovnsb", s.follower.Run)
 	}
-	start("reconcile", func(ctx context.Context) error {
-		// No pass before the first snapshot has been turned into the
-		// desired tunnels: a pass on an empty set would tell the backend
-		// that nothing requires IPsec, lifting the drop rules the previous
-		// run left on br-phy (a kill -9 and restart let plaintext through
-		// for ~50 ms that way) and removing what --no-restart-ike-daemon
-		// keeps.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.fed:
-		}
-		return s.rec.Run(ctx)
-	})
+	// The reconciler does nothing before the first desired set (the
+	// previous run's br-phy rules stay until the database has been read).
+	start("reconcile", s.rec.Run)
 	start("tunnels", s.feed)
 	start("memory", func(ctx context.Context) error { return returnMemory(ctx, memoryCheckInterval, idleHeapLimit) })
 
@@ -273,7 +260,7 @@ func (s *system) purgeBackend(ctx context.Context) {
 func (s *system) feed(ctx context.Context) error {
 	tick := time.NewTicker(reconcile.DefaultInterval)
 	defer tick.Stop()
-	f := &feeder{table: s.table, policy: s.policy, desired: s.rec.SetDesired, noDrop: s.noDrop, log: s.log, fed: s.fed}
+	f := &feeder{table: s.table, policy: s.policy, desired: s.rec.SetDesired, noDrop: s.noDrop, log: s.log}
 	var sbs <-chan ovnsb.State
 	if s.follower != nil {
 		f.setRemote = s.follower.SetRemote

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -68,6 +69,7 @@ type Reconciler struct {
 	guardErr error // last error installing the guard (backend.Guard)
 	allUp    bool  // last pass had every configured tunnel up
 	forceAll bool  // refresh requested: re-ensure everything once
+	primed   bool  // SetDesired was called: passes may act
 }
 
 // health is what the reconciler knows about one tunnel's protection.
@@ -114,6 +116,7 @@ func (r *Reconciler) SetDesired(tunnels []tunnel.Tunnel) {
 		r.order = append(r.order, t.Name)
 	}
 	slices.Sort(r.order)
+	r.primed = true
 	r.mu.Unlock()
 	r.wake()
 }
@@ -155,12 +158,26 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 // Pass runs one reconciliation pass. Exported for tests, which drive the
 // reconciler with a fake clock instead of waiting for the ticker.
+//
+// Before the first SetDesired a pass does nothing: the backend keeps what
+// it protects (after a restart, br-phy's rules of the previous run) rather
+// than being told that nothing is wanted.
 func (r *Reconciler) Pass(ctx context.Context) {
 	now := r.opts.Now()
 
+	// One view of the desired set for the whole pass.
+	r.mu.Lock()
+	if !r.primed {
+		r.mu.Unlock()
+		return
+	}
+	order := slices.Clone(r.order)
+	desired := maps.Clone(r.desired)
+	r.mu.Unlock()
+
 	// Fail closed first: before anything about any tunnel can fail, every
 	// tunnel that requires IPsec is guarded.
-	r.guard(ctx)
+	r.guard(ctx, order, desired)
 
 	statuses, serr := r.callStatus(ctx)
 	loaded, lerr := r.callLoaded(ctx)
@@ -175,8 +192,8 @@ func (r *Reconciler) Pass(ctx context.Context) {
 	}
 	var ensure []job
 	want := map[string]bool{}
-	for _, name := range r.order {
-		t := r.desired[name]
+	for _, name := range order {
+		t := desired[name]
 		h := r.healthOf(name)
 		if st, ok := statuses[name]; ok {
 			h.status, h.hasStatus = st, true
@@ -337,19 +354,17 @@ func (r *Reconciler) ensure(ctx context.Context, t tunnel.Tunnel, why string, no
 // without a remote_ip, which OVS does not create. Backends that cannot
 // guard are left alone (strongSwan: an INVALID tunnel is removed, as
 // ovs-monitor-ipsec does).
-func (r *Reconciler) guard(ctx context.Context) {
+func (r *Reconciler) guard(ctx context.Context, order []string, desired map[string]tunnel.Tunnel) {
 	g, ok := r.be.(backend.Guard)
 	if !ok {
 		return
 	}
-	r.mu.Lock()
-	ts := make([]tunnel.Tunnel, 0, len(r.order))
-	for _, name := range r.order {
-		if t := r.desired[name]; t.RemoteIP != "" {
+	ts := make([]tunnel.Tunnel, 0, len(order))
+	for _, name := range order {
+		if t := desired[name]; t.RemoteIP != "" {
 			ts = append(ts, t)
 		}
 	}
-	r.mu.Unlock()
 
 	cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
 	refused, err := g.Guard(cctx, ts)

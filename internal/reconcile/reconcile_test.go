@@ -530,3 +530,20 @@ func TestSummaryIsTyped(t *testing.T) {
 		}
 	}
 }
+
+// Before the first desired set a pass touches nothing: after a restart the
+// backend's protection from the previous run (br-phy's drop rules, loaded
+// connections) stays until the database has been read.
+func TestNoPassBeforeFirstDesiredSet(t *testing.T) {
+	fb := &fakeBackend{status: map[string]backend.TunnelStatus{}, loaded: []string{"leftover"}}
+	r := New(guardingBackend{fakeBackend: fb}, slog.New(slog.DiscardHandler), Options{Now: newClock().Now})
+	r.Pass(context.Background())
+	if got := fb.takeCalls(); len(got) != 0 {
+		t.Fatalf("a pass before SetDesired called the backend: %v", got)
+	}
+	r.SetDesired(nil)
+	r.Pass(context.Background())
+	if got := fb.takeCalls(); !slices.Equal(got, []string{"guard []", "remove leftover"}) {
+		t.Fatalf("calls = %v", got)
+	}
+}
