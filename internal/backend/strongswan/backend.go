@@ -16,6 +16,7 @@ import (
 	"github.com/strongswan/govici/vici"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -27,8 +28,9 @@ const DefaultViciSocket = "unix:///var/run/charon.vici"
 type Config struct {
 	// ViciSocket is charon's VICI socket, "unix:///path" or a plain path.
 	ViciSocket string
-	// Now is the clock; defaults to time.Now.
-	Now func() time.Time
+	// Clock tells the time and runs the retry timers; defaults to
+	// clock.Real{}.
+	Clock clock.Clock
 	// CallTimeout bounds one VICI command (default 10s).
 	CallTimeout time.Duration
 	// PeerGrace is how long an "-in-" child is left for the peer to
@@ -96,9 +98,7 @@ func New(cfg Config, logger *slog.Logger) *Backend {
 	if cfg.ViciSocket == "" {
 		cfg.ViciSocket = DefaultViciSocket
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 10 * time.Second
 	}
@@ -116,7 +116,7 @@ func New(cfg Config, logger *slog.Logger) *Backend {
 	}
 	var ownStore *creds.Store
 	if cfg.Creds == nil {
-		ownStore = creds.NewStore(creds.Options{Log: logger.With("backend", "strongswan")})
+		ownStore = creds.NewStore(creds.Options{Clock: cfg.Clock, Log: logger.With("backend", "strongswan")})
 		cfg.Creds = ownStore
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -128,7 +128,7 @@ func New(cfg Config, logger *slog.Logger) *Backend {
 		tunnels: map[string]*tunnelState{},
 		creds:   map[string]string{},
 		keyIDs:  map[string]bool{},
-		logs:    newLogBook(cfg.Now),
+		logs:    newLogBook(cfg.Clock),
 		life:    ctx,
 		stop:    cancel,
 		logDone: make(chan struct{}),

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/strongswan/govici/vici"
+
+	"github.com/ovnsec/ovnsec/internal/clock"
 )
 
 var updateSeeds = flag.Bool("update-vici-seeds", false, "write the FuzzDecodeVICI seed corpus (synthetic, and charon-* from the integration test)")
@@ -206,7 +208,7 @@ func checkDecoders(t *testing.T, m *vici.Message) {
 		_ = xfrmReport(nil, pols, true)
 	}
 
-	lb := newLogBook(time.Now)
+	lb := newLogBook(clock.Real{})
 	err = lb.add(m)
 	noPanic("logBook.add", err)
 	if id, ok := m.Get("ikesa-uniqueid").(string); ok && err == nil && id != "" {

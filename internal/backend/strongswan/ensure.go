@@ -115,7 +115,7 @@ func (b *Backend) ensure(ctx context.Context, t tunnel.Tunnel, renewal bool) err
 		b.log.Info("loaded connection", "tunnel", t.Name, "conn", spec.IKE, "version", t.Version)
 		st.connFP = connFP
 		if !present {
-			st.loadedAt = b.cfg.Now()
+			st.loadedAt = b.cfg.Clock.Now()
 			clear(st.initiated)
 		}
 	}

@@ -51,6 +51,7 @@ type fakeCharon struct {
 	conns map[string]*vici.Message // load-conn sections by IKE name, in load order below
 	order []string
 	sas   []*vici.Message // list-sa events
+	fail  map[string]int  // commands to refuse, and how many times
 }
 
 // newFakeCharon starts a fake charon; it stops in t.Cleanup.
@@ -61,7 +62,7 @@ func newFakeCharon(t *testing.T) *fakeCharon {
 	if err != nil {
 		t.Fatalf("fake charon: %v", err)
 	}
-	f := &fakeCharon{t: t, socket: "unix://" + path, ln: ln, conns: map[string]*vici.Message{}}
+	f := &fakeCharon{t: t, socket: "unix://" + path, ln: ln, conns: map[string]*vici.Message{}, fail: map[string]int{}}
 	var wg sync.WaitGroup
 	var connsMu sync.Mutex
 	var open []net.Conn
@@ -100,6 +101,13 @@ func newFakeCharon(t *testing.T) *fakeCharon {
 func (f *fakeCharon) setSAs(evs ...*vici.Message) {
 	f.mu.Lock()
 	f.sas = evs
+	f.mu.Unlock()
+}
+
+// failNext makes charon refuse the next n cmd commands.
+func (f *fakeCharon) failNext(cmd string, n int) {
+	f.mu.Lock()
+	f.fail[cmd] = n
 	f.mu.Unlock()
 }
 
@@ -169,6 +177,10 @@ func (f *fakeCharon) handle(cmd string, in *vici.Message) (string, []*vici.Messa
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fakeCall{Cmd: cmd, Msg: in})
+	if f.fail[cmd] > 0 {
+		f.fail[cmd]--
+		return "", nil, msgOf("success", "no", "errmsg", "injected failure")
+	}
 	switch cmd {
 	case "list-conns":
 		var evs []*vici.Message

@@ -17,7 +17,7 @@ func (b *Backend) initiate(ctx context.Context, st *tunnelState) error {
 	if err != nil {
 		return err
 	}
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	for _, ch := range st.children {
 		if childUpOrBusy(sas, st.ike, ch.Name) {
 			continue

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/strongswan/govici/vici"
+
+	"github.com/ovnsec/ovnsec/internal/clock"
 )
 
 // logKind classifies a charon log line.
@@ -85,14 +87,14 @@ const (
 // logBook stores recent failure lines. Safe for concurrent use.
 type logBook struct {
 	mu     sync.Mutex
-	now    func() time.Time
+	clk    clock.Clock
 	bySA   map[string]*logNote // IKE_SA unique id
 	byConn map[string]*logNote // IKE connection name
 	ok     bool                // the log stream is subscribed
 }
 
-func newLogBook(now func() time.Time) *logBook {
-	return &logBook{now: now, bySA: map[string]*logNote{}, byConn: map[string]*logNote{}}
+func newLogBook(clk clock.Clock) *logBook {
+	return &logBook{clk: clk, bySA: map[string]*logNote{}, byConn: map[string]*logNote{}}
 }
 
 func appendLine(lines []string, line string) []string {
@@ -169,7 +171,7 @@ func (lb *logBook) add(ev *vici.Message) error {
 	}
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	at := lb.now()
+	at := lb.clk.Now()
 	note(lb.bySA, id, kind, msg, at)
 	note(lb.byConn, e.IKEConnName, kind, msg, at)
 	return nil
@@ -204,18 +206,19 @@ func (lb *logBook) setStreaming(ok bool) {
 // watchLogs keeps a log subscription open until ctx ends, reconnecting
 // after retry when charon goes away. Log events it cannot decode are
 // reported to log, the first of each subscription as a warning.
-func watchLogs(ctx context.Context, dial func() (*vici.Session, error), lb *logBook, retry time.Duration, log *slog.Logger) {
+func watchLogs(ctx context.Context, dial func() (*vici.Session, error), lb *logBook, clk clock.Clock, retry time.Duration, log *slog.Logger) {
 	for ctx.Err() == nil {
 		if s, err := dial(); err == nil {
 			streamLogs(ctx, s, lb, log)
 		}
 		lb.setStreaming(false)
-		t := time.NewTimer(retry)
+		again := make(chan struct{})
+		t := clk.AfterFunc(retry, func() { close(again) })
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-t.C:
+		case <-again:
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/strongswan/govici/vici"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 func TestClassifyLog(t *testing.T) {
@@ -33,8 +35,8 @@ func TestClassifyLog(t *testing.T) {
 }
 
 func TestLogBook(t *testing.T) {
-	now := t0
-	lb := newLogBook(func() time.Time { return now })
+	clk := clocktest.New(t0)
+	lb := newLogBook(clk)
 	add := func(id, conn, m string) {
 		if err := lb.add(msg(t, "group", "IKE", "level", "1", "ikesa-uniqueid", id, "ikesa-name", conn, "msg", m)); err != nil {
 			t.Fatal(err)
@@ -82,7 +84,7 @@ func TestLogBook(t *testing.T) {
 		t.Errorf("note not bounded to the last %d lines: %q", maxLines, n.Kernel)
 	}
 	for i := 0; i < maxNotes+50; i++ {
-		now = now.Add(time.Millisecond)
+		clk.Advance(time.Millisecond)
 		add(fmt.Sprint(100+i), "", "giving up")
 	}
 	lb.mu.Lock()
@@ -95,7 +97,7 @@ func TestLogBook(t *testing.T) {
 
 // A log event of the wrong shape is an error and records nothing.
 func TestLogBookBadEvent(t *testing.T) {
-	lb := newLogBook(func() time.Time { return t0 })
+	lb := newLogBook(clocktest.New(t0))
 	for _, ev := range []*vici.Message{
 		msg(t, "ikesa-uniqueid", "1", "msg", []string{"received netlink error: Function not implemented (38)"}),
 		msg(t, "ikesa-uniqueid", msg(t), "msg", "received netlink error: Function not implemented (38)"),

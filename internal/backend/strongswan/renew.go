@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
@@ -37,7 +36,7 @@ func (b *Backend) followCreds(ctx context.Context, changes <-chan creds.Change) 
 			failed = b.credsChanged(ctx, func(st *tunnelState) bool { return slices.Contains(failed, st.t.Name) })
 		}
 		if len(failed) > 0 {
-			time.AfterFunc(b.cfg.RetryInterval, func() {
+			b.cfg.Clock.AfterFunc(b.cfg.RetryInterval, func() {
 				select {
 				case retry <- struct{}{}:
 				default:

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -351,4 +352,50 @@ func TestEnsureRefusesMismatchedPair(t *testing.T) {
 	if calls := f.takeCalls(); len(calls) != 0 {
 		t.Errorf("mismatched pair sent %v", cmds(calls))
 	}
+}
+
+// A renewal charon refused is tried again after RetryInterval, on the
+// backend's clock, and the status says meanwhile that the renewed files
+// are not in use.
+func TestRenewalRetries(t *testing.T) {
+	f := newFakeCharon(t)
+	established(t, f)
+	clk := clocktest.New(t0)
+	store := creds.NewStore(creds.Options{Clock: clk, Log: slog.New(slog.DiscardHandler)})
+	const retry = 15 * time.Second
+	b := New(Config{ViciSocket: f.socket, Creds: store, Clock: clk, RetryInterval: retry}, nil)
+	t.Cleanup(func() { _ = b.Close(context.Background(), false) })
+	p := newRenewPKI(t, "ch1")
+	if err := b.Ensure(context.Background(), p.tunnel()); err != nil {
+		t.Fatal(err)
+	}
+	f.takeCalls()
+
+	f.failNext("load-cert", 1)
+	newPEM := p.writeCert()
+	store.Refresh()
+	st := statusUntil(t, b, "gnv1", func(s backend.TunnelStatus) bool { return credNote(s) != "" })
+	if n := credNote(st); !strings.Contains(n, "load certificate "+p.cert) || !strings.Contains(n, "injected failure") {
+		t.Errorf("status note %q, want the refused load-cert", n)
+	}
+	if c := loadedCert(f.takeCalls(), "NONE"); len(c) != 1 {
+		t.Fatalf("renewal tried load-cert %d times, want once", len(c))
+	}
+
+	// Only the backend's clock brings the retry.
+	var calls []fakeCall
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.ContainsFunc(calls, func(c fakeCall) bool { return c.Cmd == "load-conn" }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("renewal never retried; charon got %v", cmds(calls))
+		}
+		clk.Advance(retry)
+		time.Sleep(10 * time.Millisecond)
+		calls = append(calls, f.takeCalls()...)
+	}
+	noTeardown(t, calls)
+	if c := loadedCert(calls, "NONE"); len(c) != 1 || c[0] != string(newPEM) {
+		t.Errorf("retry loaded %v", cmds(calls))
+	}
+	statusUntil(t, b, "gnv1", func(s backend.TunnelStatus) bool { return credNote(s) == "" })
 }

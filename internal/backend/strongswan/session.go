@@ -69,7 +69,7 @@ func (b *Backend) session() (*vici.Session, error) {
 	b.logOnce.Do(func() {
 		go func() {
 			defer close(b.logDone)
-			watchLogs(b.life, b.dial, b.logs, b.cfg.LogRetry, b.log)
+			watchLogs(b.life, b.dial, b.logs, b.cfg.Clock, b.cfg.LogRetry, b.log)
 		}()
 	})
 	return s, nil

@@ -55,7 +55,7 @@ func (b *Backend) Status(ctx context.Context) (map[string]backend.TunnelStatus, 
 		return out, nil
 	}
 
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	for name, st := range b.tunnels {
 		out[name] = b.tunnelStatus(now, st, conns, sas)
 	}

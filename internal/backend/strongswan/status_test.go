@@ -12,6 +12,7 @@ import (
 	"github.com/strongswan/govici/vici"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -98,7 +99,7 @@ func TestTunnelStatusPhases(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := New(Config{ViciSocket: "unix:///nonexistent/charon.vici", Now: func() time.Time { return t0 }}, nil)
+			b := New(Config{ViciSocket: "unix:///nonexistent/charon.vici", Clock: clocktest.New(t0)}, nil)
 			b.logs.setStreaming(tc.streaming)
 			for _, l := range tc.logs {
 				if err := b.logs.add(msg(t, "group", "KNL", "level", "1", "ikesa-uniqueid", l.id, "ikesa-name", l.conn, "msg", l.msg)); err != nil {
@@ -149,7 +150,7 @@ func TestTunnelStatusPhases(t *testing.T) {
 }
 
 func TestNotLoadedNamesOldVersion(t *testing.T) {
-	b := New(Config{Now: func() time.Time { return t0 }}, nil)
+	b := New(Config{Clock: clocktest.New(t0)}, nil)
 	tn := geneveTunnel()
 	st := &tunnelState{t: tn, ike: "gnv0-3", children: []childSpec{{"gnv0-in-3", DirIn}, {"gnv0-out-3", DirOut}}, initiated: map[ConnName]time.Time{}}
 	conns := map[ConnName]loadedConn{"gnv0-2": {Name: "gnv0-2", Children: map[ConnName]loadedChild{"gnv0-in-2": {}, "gnv0-out-2": {}}}}
@@ -231,7 +232,7 @@ func TestSocketPath(t *testing.T) {
 // The SAs behind a status are described as data, and the detail lines
 // stay exactly what tunnels/show printed before they were.
 func TestTypedStatus(t *testing.T) {
-	b := New(Config{ViciSocket: "unix:///nonexistent/charon.vici", Now: func() time.Time { return t0 }}, nil)
+	b := New(Config{ViciSocket: "unix:///nonexistent/charon.vici", Clock: clocktest.New(t0)}, nil)
 	out := childMsg(t, "gnv0-out-1", "3", "INSTALLED", "c1", "c2", []string{"192.0.2.1/32[udp]"}, []string{"192.0.2.2/32[udp/6081]"})
 	for k, v := range map[string]string{"encap": "yes", "bytes-in": "1000", "packets-in": "10", "bytes-out": "2000", "packets-out": "20", "install-time": "30"} {
 		if err := out.Set(k, v); err != nil {
