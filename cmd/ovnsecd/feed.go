@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/ovnsb"
-	"github.com/ovnsec/ovnsec/internal/ovsconf"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -37,8 +36,8 @@ type feeder struct {
 // certificates replaced on disk and certificate expiry are noticed without
 // a database change. Nothing is decided before the first snapshot: the
 // policy needs ovn-remote and the tunnel ports.
-func (f *feeder) run(ctx context.Context, snaps <-chan ovsconf.Snapshot, sbs <-chan ovnsb.State, tick <-chan time.Time) error {
-	var last ovsconf.Snapshot
+func (f *feeder) run(ctx context.Context, snaps <-chan tunnel.Snapshot, sbs <-chan ovnsb.State, tick <-chan time.Time) error {
+	var last tunnel.Snapshot
 	have := false
 	var sb ovnsb.State
 	for {

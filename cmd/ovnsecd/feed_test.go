@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/ovnsb"
-	"github.com/ovnsec/ovnsec/internal/ovsconf"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
 // feedHarness runs a feeder on channels the test writes; desired results
 // arrive on out. The tick channel never fires.
 type feedHarness struct {
-	snaps   chan ovsconf.Snapshot
+	snaps   chan tunnel.Snapshot
 	sbs     chan ovnsb.State
 	out     chan []tunnel.Tunnel
 	remotes chan string
@@ -27,7 +26,7 @@ type feedHarness struct {
 func startFeeder(t *testing.T, cfg ovnsb.Config, noDrop bool) *feedHarness {
 	t.Helper()
 	h := &feedHarness{
-		snaps: make(chan ovsconf.Snapshot), sbs: make(chan ovnsb.State), out: make(chan []tunnel.Tunnel, 16),
+		snaps: make(chan tunnel.Snapshot), sbs: make(chan ovnsb.State), out: make(chan []tunnel.Tunnel, 16),
 		remotes: make(chan string, 16),
 	}
 	f := &feeder{
@@ -73,11 +72,11 @@ func (h *feedHarness) none(t *testing.T, what string) {
 	}
 }
 
-var ovnSnap = ovsconf.Snapshot{
+var ovnSnap = tunnel.Snapshot{
 	Seq:         1,
 	OtherConfig: map[string]string{},
 	ExternalIDs: map[string]string{"ovn-remote": "tcp:192.0.2.10:6642"},
-	Interfaces: []ovsconf.Interface{
+	Interfaces: []tunnel.Interface{
 		{UUID: "u1", Name: "ovn-ch2-0", Type: "geneve", Options: map[string]string{"remote_ip": "192.0.2.2", "key": "flow"}},
 	},
 }
@@ -127,7 +126,7 @@ func TestFeederFollowsSBAtOnce(t *testing.T) {
 	// certificate, upstream's check), in order after the SB values.
 	s2 := ovnSnap
 	s2.Seq = 2
-	s2.Interfaces = []ovsconf.Interface{{UUID: "u2", Name: "ovn-ch2-0", Type: "geneve",
+	s2.Interfaces = []tunnel.Interface{{UUID: "u2", Name: "ovn-ch2-0", Type: "geneve",
 		Options: map[string]string{"remote_ip": "192.0.2.2", "key": "flow", "psk": "x"}}}
 	h.snaps <- s2
 	ts = h.next(t, "options")

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ovnsec/ovnsec/internal/ovsconf"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
 // Mode is --follow-ovn-ipsec.
@@ -149,7 +149,7 @@ func (p *Policy) Remote(ids map[string]string) string {
 //   - Unknown and nothing read yet: required if any OVN tunnel port
 //     already carries IPsec options (OVN sets them only with ipsec=true),
 //     else not.
-func (p *Policy) Decide(sb State, s ovsconf.Snapshot) Decision {
+func (p *Policy) Decide(sb State, s tunnel.Snapshot) Decision {
 	if p.cfg.Force {
 		return Decision{Require: true, Basis: BasisForced, Cause: CauseForced}
 	}
@@ -186,7 +186,7 @@ func (p *Policy) Decide(sb State, s ovsconf.Snapshot) Decision {
 
 // OVNPortsWithIPsec counts the tunnel ports ovn-controller made (see
 // ovnTunnel) that carry any of psk, remote_cert and remote_name.
-func OVNPortsWithIPsec(s ovsconf.Snapshot) int {
+func OVNPortsWithIPsec(s tunnel.Snapshot) int {
 	n := 0
 	for _, i := range s.Interfaces {
 		if !ovnTunnel(i) {
@@ -207,7 +207,7 @@ func OVNPortsWithIPsec(s ovsconf.Snapshot) int {
 // with options:key=flow, which ovn-controller always sets (encaps.c). The
 // reliable mark, Port external_ids:ovn-chassis-id, is on the Port row,
 // which the snapshot does not carry.
-func ovnTunnel(i ovsconf.Interface) bool {
+func ovnTunnel(i tunnel.Interface) bool {
 	switch i.Type {
 	case "geneve", "vxlan", "stt":
 	default:

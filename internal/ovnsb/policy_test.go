@@ -6,24 +6,24 @@ package ovnsb
 import (
 	"testing"
 
-	"github.com/ovnsec/ovnsec/internal/ovsconf"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
 // snapshot builds a Snapshot with ovn-remote (if not "") and interfaces.
-func snapshot(remote string, ifs ...ovsconf.Interface) ovsconf.Snapshot {
-	s := ovsconf.Snapshot{ExternalIDs: map[string]string{}, Interfaces: ifs}
+func snapshot(remote string, ifs ...tunnel.Interface) tunnel.Snapshot {
+	s := tunnel.Snapshot{ExternalIDs: map[string]string{}, Interfaces: ifs}
 	if remote != "" {
 		s.ExternalIDs["ovn-remote"] = remote
 	}
 	return s
 }
 
-func port(name, typ string, opts ...string) ovsconf.Interface {
+func port(name, typ string, opts ...string) tunnel.Interface {
 	o := map[string]string{}
 	for i := 0; i+1 < len(opts); i += 2 {
 		o[opts[i]] = opts[i+1]
 	}
-	return ovsconf.Interface{UUID: "u-" + name, Name: name, Type: typ, Options: o}
+	return tunnel.Interface{UUID: "u-" + name, Name: name, Type: typ, Options: o}
 }
 
 var (
@@ -76,16 +76,16 @@ func TestPolicyTransitions(t *testing.T) {
 func TestPolicyStartupInference(t *testing.T) {
 	tests := []struct {
 		what string
-		ifs  []ovsconf.Interface
+		ifs  []tunnel.Interface
 		want bool
 	}{
 		{"no tunnel", nil, false},
-		{"OVN ports without IPsec options", []ovsconf.Interface{ovnPlain}, false},
-		{"one OVN port with remote_name", []ovsconf.Interface{ovnPlain, ovnIPsec}, true},
-		{"only a non-OVN port with psk", []ovsconf.Interface{ovnPlain, manualPSK}, false},
-		{"an ovn-named port without key=flow", []ovsconf.Interface{port("ovn-x-0", "geneve", "remote_ip", "192.0.2.4", "remote_name", "x")}, false},
-		{"vxlan made by ovn-controller", []ovsconf.Interface{port("ovn-ch4-0", "vxlan", "key", "flow", "remote_ip", "192.0.2.4", "remote_name", "ch4")}, true},
-		{"an OVN-like internal port", []ovsconf.Interface{port("ovn-k8s-mp0", "internal", "key", "flow", "remote_name", "x")}, false},
+		{"OVN ports without IPsec options", []tunnel.Interface{ovnPlain}, false},
+		{"one OVN port with remote_name", []tunnel.Interface{ovnPlain, ovnIPsec}, true},
+		{"only a non-OVN port with psk", []tunnel.Interface{ovnPlain, manualPSK}, false},
+		{"an ovn-named port without key=flow", []tunnel.Interface{port("ovn-x-0", "geneve", "remote_ip", "192.0.2.4", "remote_name", "x")}, false},
+		{"vxlan made by ovn-controller", []tunnel.Interface{port("ovn-ch4-0", "vxlan", "key", "flow", "remote_ip", "192.0.2.4", "remote_name", "ch4")}, true},
+		{"an OVN-like internal port", []tunnel.Interface{port("ovn-k8s-mp0", "internal", "key", "flow", "remote_name", "x")}, false},
 	}
 	for _, tc := range tests {
 		for _, sb := range []State{sbUnknown, noRemote} {
@@ -120,7 +120,7 @@ func TestPolicyFlags(t *testing.T) {
 		what      string
 		cfg       Config
 		sb        State
-		s         ovsconf.Snapshot
+		s         tunnel.Snapshot
 		want      bool
 		following bool
 		cause     string

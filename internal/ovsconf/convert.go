@@ -1,5 +1,5 @@
 // Conversion stage: turns libovsdb model rows (read-only views into the
-// client cache) into a Snapshot that owns every byte it points to.
+// client cache) into a tunnel.Snapshot that owns every byte it points to.
 
 package ovsconf
 
@@ -8,21 +8,23 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+
 	"github.com/ovn-kubernetes/libovsdb/model"
 
 	"github.com/ovnsec/ovnsec/internal/ovsconf/vswitchd"
 )
 
-// buildSnapshot converts cache rows into a Snapshot (Seq left zero). ovs is
+// buildSnapshot converts cache rows into a tunnel.Snapshot (Seq left zero). ovs is
 // the Open_vSwitch row, or nil when the database has not been initialised
 // yet (a fresh conf.db before `ovs-vsctl init`). Nothing in the result
 // aliases the inputs: maps and pointers are copied, so the cache may change
-// underneath without touching a published Snapshot.
-func buildSnapshot(ovs *vswitchd.OpenvSwitch, ifaces []*vswitchd.Interface) Snapshot {
-	s := Snapshot{
+// underneath without touching a published tunnel.Snapshot.
+func buildSnapshot(ovs *vswitchd.OpenvSwitch, ifaces []*vswitchd.Interface) tunnel.Snapshot {
+	s := tunnel.Snapshot{
 		OtherConfig: map[string]string{},
 		ExternalIDs: map[string]string{},
-		Interfaces:  make([]Interface, 0, len(ifaces)),
+		Interfaces:  make([]tunnel.Interface, 0, len(ifaces)),
 	}
 	if ovs != nil {
 		s.OtherConfig = copyMap(ovs.OtherConfig)
@@ -32,7 +34,7 @@ func buildSnapshot(ovs *vswitchd.OpenvSwitch, ifaces []*vswitchd.Interface) Snap
 		if r == nil {
 			continue
 		}
-		s.Interfaces = append(s.Interfaces, Interface{
+		s.Interfaces = append(s.Interfaces, tunnel.Interface{
 			UUID:     r.UUID,
 			Name:     r.Name,
 			Type:     r.Type,
@@ -41,9 +43,9 @@ func buildSnapshot(ovs *vswitchd.OpenvSwitch, ifaces []*vswitchd.Interface) Snap
 			CFMFault: copyPtr(r.CFMFault),
 		})
 	}
-	// Interface names are unique in the schema (index "name"); UUID breaks
+	// tunnel.Interface names are unique in the schema (index "name"); UUID breaks
 	// ties anyway so that the order is total even for a corrupt cache.
-	slices.SortFunc(s.Interfaces, func(a, b Interface) int {
+	slices.SortFunc(s.Interfaces, func(a, b tunnel.Interface) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}
@@ -57,7 +59,7 @@ func buildSnapshot(ovs *vswitchd.OpenvSwitch, ifaces []*vswitchd.Interface) Snap
 // with the model registered by this package). When the Open_vSwitch table
 // holds more than one row (the schema allows at most one) the row with the
 // smallest UUID is used so that the choice is stable.
-func snapshotFromRows(ovsRows, ifaceRows map[string]model.Model) Snapshot {
+func snapshotFromRows(ovsRows, ifaceRows map[string]model.Model) tunnel.Snapshot {
 	var ovs *vswitchd.OpenvSwitch
 	for _, m := range ovsRows {
 		r, ok := m.(*vswitchd.OpenvSwitch)
@@ -79,11 +81,11 @@ func snapshotFromRows(ovsRows, ifaceRows map[string]model.Model) Snapshot {
 
 // sameContent reports whether a and b describe the same database state,
 // ignoring Seq. It treats a nil map like an empty one.
-func sameContent(a, b Snapshot) bool {
+func sameContent(a, b tunnel.Snapshot) bool {
 	if !maps.Equal(a.OtherConfig, b.OtherConfig) || !maps.Equal(a.ExternalIDs, b.ExternalIDs) {
 		return false
 	}
-	return slices.EqualFunc(a.Interfaces, b.Interfaces, func(x, y Interface) bool {
+	return slices.EqualFunc(a.Interfaces, b.Interfaces, func(x, y tunnel.Interface) bool {
 		return x.UUID == y.UUID && x.Name == y.Name && x.Type == y.Type &&
 			maps.Equal(x.Options, y.Options) &&
 			equalPtr(x.OFPort, y.OFPort) && equalPtr(x.CFMFault, y.CFMFault)

@@ -1,10 +1,12 @@
-// Tests for the row → Snapshot conversion and snapshot comparison.
+// Tests for the row → tunnel.Snapshot conversion and snapshot comparison.
 
 package ovsconf
 
 import (
 	"reflect"
 	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 
 	"github.com/ovn-kubernetes/libovsdb/model"
 
@@ -18,11 +20,11 @@ func TestBuildSnapshot(t *testing.T) {
 		name   string
 		ovs    *vswitchd.OpenvSwitch
 		ifaces []*vswitchd.Interface
-		want   Snapshot
+		want   tunnel.Snapshot
 	}{
 		{
 			name: "uninitialised database",
-			want: Snapshot{OtherConfig: map[string]string{}, ExternalIDs: map[string]string{}, Interfaces: []Interface{}},
+			want: tunnel.Snapshot{OtherConfig: map[string]string{}, ExternalIDs: map[string]string{}, Interfaces: []tunnel.Interface{}},
 		},
 		{
 			name: "open_vswitch maps, nil maps become empty",
@@ -32,10 +34,10 @@ func TestBuildSnapshot(t *testing.T) {
 				ExternalIDs: nil,
 				Statistics:  map[string]string{"cpu": "2"},
 			},
-			want: Snapshot{
+			want: tunnel.Snapshot{
 				OtherConfig: map[string]string{"certificate": "/c.pem", "private_key": "/k.pem"},
 				ExternalIDs: map[string]string{},
-				Interfaces:  []Interface{},
+				Interfaces:  []tunnel.Interface{},
 			},
 		},
 		{
@@ -49,10 +51,10 @@ func TestBuildSnapshot(t *testing.T) {
 					Options: map[string]string{"remote_ip": "10.0.0.2", "psk": "s"}},
 				nil,
 			},
-			want: Snapshot{
+			want: tunnel.Snapshot{
 				OtherConfig: map[string]string{},
 				ExternalIDs: map[string]string{"system-id": "ch1"},
-				Interfaces: []Interface{
+				Interfaces: []tunnel.Interface{
 					{UUID: "u1", Name: "br-int", Type: "internal", Options: map[string]string{}},
 					{UUID: "u2", Name: "ovn-c2-0", Type: "geneve", OFPort: ptr(-1), CFMFault: ptr(true),
 						Options: map[string]string{"remote_ip": "10.0.0.2", "psk": "s"}},
@@ -67,10 +69,10 @@ func TestBuildSnapshot(t *testing.T) {
 				{UUID: "b", Name: "x"},
 				{UUID: "a", Name: "x"},
 			},
-			want: Snapshot{
+			want: tunnel.Snapshot{
 				OtherConfig: map[string]string{},
 				ExternalIDs: map[string]string{},
-				Interfaces: []Interface{
+				Interfaces: []tunnel.Interface{
 					{UUID: "a", Name: "x", Options: map[string]string{}},
 					{UUID: "b", Name: "x", Options: map[string]string{}},
 				},
@@ -90,7 +92,7 @@ func TestBuildSnapshot(t *testing.T) {
 	}
 }
 
-// TestBuildSnapshotCopies checks that nothing in a Snapshot aliases the
+// TestBuildSnapshotCopies checks that nothing in a tunnel.Snapshot aliases the
 // cache rows, in either direction.
 func TestBuildSnapshotCopies(t *testing.T) {
 	ovs := &vswitchd.OpenvSwitch{
@@ -154,12 +156,12 @@ func TestSnapshotFromRows(t *testing.T) {
 }
 
 func TestSameContent(t *testing.T) {
-	base := func() Snapshot {
-		return Snapshot{
+	base := func() tunnel.Snapshot {
+		return tunnel.Snapshot{
 			Seq:         1,
 			OtherConfig: map[string]string{"k": "v"},
 			ExternalIDs: map[string]string{"system-id": "ch1"},
-			Interfaces: []Interface{{
+			Interfaces: []tunnel.Interface{{
 				UUID: "u", Name: "gnv0", Type: "geneve",
 				Options: map[string]string{"psk": "p"}, OFPort: ptr(1), CFMFault: ptr(false),
 			}},
@@ -167,28 +169,28 @@ func TestSameContent(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		change func(a, b *Snapshot)
+		change func(a, b *tunnel.Snapshot)
 		same   bool
 	}{
-		{"identical", func(a, b *Snapshot) {}, true},
-		{"seq ignored", func(a, b *Snapshot) { b.Seq = 99 }, true},
-		{"nil options equal empty options", func(a, b *Snapshot) {
+		{"identical", func(a, b *tunnel.Snapshot) {}, true},
+		{"seq ignored", func(a, b *tunnel.Snapshot) { b.Seq = 99 }, true},
+		{"nil options equal empty options", func(a, b *tunnel.Snapshot) {
 			a.Interfaces[0].Options, b.Interfaces[0].Options = map[string]string{}, nil
 		}, true},
-		{"other_config value", func(a, b *Snapshot) { b.OtherConfig["k"] = "w" }, false},
-		{"external_ids key", func(a, b *Snapshot) { b.ExternalIDs["x"] = "" }, false},
-		{"interface added", func(a, b *Snapshot) { b.Interfaces = append(b.Interfaces, Interface{Name: "b"}) }, false},
-		{"interface removed", func(a, b *Snapshot) { b.Interfaces = nil }, false},
-		{"uuid", func(a, b *Snapshot) { b.Interfaces[0].UUID = "v" }, false},
-		{"name", func(a, b *Snapshot) { b.Interfaces[0].Name = "gnv1" }, false},
-		{"type", func(a, b *Snapshot) { b.Interfaces[0].Type = "vxlan" }, false},
-		{"option value", func(a, b *Snapshot) { b.Interfaces[0].Options["psk"] = "q" }, false},
-		{"options cleared", func(a, b *Snapshot) { b.Interfaces[0].Options = nil }, false},
-		{"ofport value", func(a, b *Snapshot) { *b.Interfaces[0].OFPort = -1 }, false},
-		{"ofport cleared", func(a, b *Snapshot) { b.Interfaces[0].OFPort = nil }, false},
-		{"ofport same value new pointer", func(a, b *Snapshot) { b.Interfaces[0].OFPort = ptr(1) }, true},
-		{"cfm_fault value", func(a, b *Snapshot) { *b.Interfaces[0].CFMFault = true }, false},
-		{"cfm_fault cleared", func(a, b *Snapshot) { b.Interfaces[0].CFMFault = nil }, false},
+		{"other_config value", func(a, b *tunnel.Snapshot) { b.OtherConfig["k"] = "w" }, false},
+		{"external_ids key", func(a, b *tunnel.Snapshot) { b.ExternalIDs["x"] = "" }, false},
+		{"interface added", func(a, b *tunnel.Snapshot) { b.Interfaces = append(b.Interfaces, tunnel.Interface{Name: "b"}) }, false},
+		{"interface removed", func(a, b *tunnel.Snapshot) { b.Interfaces = nil }, false},
+		{"uuid", func(a, b *tunnel.Snapshot) { b.Interfaces[0].UUID = "v" }, false},
+		{"name", func(a, b *tunnel.Snapshot) { b.Interfaces[0].Name = "gnv1" }, false},
+		{"type", func(a, b *tunnel.Snapshot) { b.Interfaces[0].Type = "vxlan" }, false},
+		{"option value", func(a, b *tunnel.Snapshot) { b.Interfaces[0].Options["psk"] = "q" }, false},
+		{"options cleared", func(a, b *tunnel.Snapshot) { b.Interfaces[0].Options = nil }, false},
+		{"ofport value", func(a, b *tunnel.Snapshot) { *b.Interfaces[0].OFPort = -1 }, false},
+		{"ofport cleared", func(a, b *tunnel.Snapshot) { b.Interfaces[0].OFPort = nil }, false},
+		{"ofport same value new pointer", func(a, b *tunnel.Snapshot) { b.Interfaces[0].OFPort = ptr(1) }, true},
+		{"cfm_fault value", func(a, b *tunnel.Snapshot) { *b.Interfaces[0].CFMFault = true }, false},
+		{"cfm_fault cleared", func(a, b *tunnel.Snapshot) { b.Interfaces[0].CFMFault = nil }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,5 +1,5 @@
 // Fuzz targets: remote parsing (operator input that decides which socket is
-// dialled) and the row → Snapshot conversion (data from ovsdb-server).
+// dialled) and the row → tunnel.Snapshot conversion (data from ovsdb-server).
 
 package ovsconf
 
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ovnsec/ovnsec/internal/ovsconf/vswitchd"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
 func FuzzParseRemote(f *testing.F) {
@@ -61,7 +62,7 @@ func FuzzBuildSnapshot(f *testing.F) {
 		}
 		ovs := &vswitchd.OpenvSwitch{OtherConfig: map[string]string{key: val}}
 		s := buildSnapshot(ovs, rows)
-		if len(s.Interfaces) != 2 || !slices.IsSortedFunc(s.Interfaces, func(a, b Interface) int {
+		if len(s.Interfaces) != 2 || !slices.IsSortedFunc(s.Interfaces, func(a, b tunnel.Interface) int {
 			return strings.Compare(a.Name, b.Name)
 		}) {
 			t.Fatalf("interfaces not sorted: %+v", s.Interfaces)

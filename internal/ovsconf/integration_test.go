@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
 // ovsdbServer is one ovsdb-server on a conf.db in a temp dir.
@@ -164,9 +165,9 @@ func watch(t *testing.T, remote string, opts ...Option) *Watcher {
 	return w
 }
 
-// next waits up to timeout for a Snapshot satisfying cond and returns it.
+// next waits up to timeout for a tunnel.Snapshot satisfying cond and returns it.
 // Snapshots must arrive with increasing Seq.
-func next(t *testing.T, w *Watcher, last *uint64, timeout time.Duration, what string, cond func(Snapshot) bool) Snapshot {
+func next(t *testing.T, w *Watcher, last *uint64, timeout time.Duration, what string, cond func(tunnel.Snapshot) bool) tunnel.Snapshot {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -189,7 +190,7 @@ func next(t *testing.T, w *Watcher, last *uint64, timeout time.Duration, what st
 	}
 }
 
-// quiet fails if a Snapshot arrives within d.
+// quiet fails if a tunnel.Snapshot arrives within d.
 func quiet(t *testing.T, w *Watcher, d time.Duration, why string) {
 	t.Helper()
 	if d == 0 {
@@ -207,7 +208,7 @@ func quiet(t *testing.T, w *Watcher, d time.Duration, why string) {
 	}
 }
 
-func iface(s Snapshot, name string) *Interface {
+func iface(s tunnel.Snapshot, name string) *tunnel.Interface {
 	for i := range s.Interfaces {
 		if s.Interfaces[i].Name == name {
 			return &s.Interfaces[i]
@@ -216,7 +217,7 @@ func iface(s Snapshot, name string) *Interface {
 	return nil
 }
 
-func names(s Snapshot) []string {
+func names(s tunnel.Snapshot) []string {
 	var n []string
 	for _, i := range s.Interfaces {
 		n = append(n, i.Name)
@@ -232,7 +233,7 @@ func TestWatcherFollowsDatabase(t *testing.T) {
 	w := watch(t, o.remote())
 	var seq uint64
 
-	s := next(t, w, &seq, 5*time.Second, "initial state", func(s Snapshot) bool { return iface(s, "br-int") != nil })
+	s := next(t, w, &seq, 5*time.Second, "initial state", func(s tunnel.Snapshot) bool { return iface(s, "br-int") != nil })
 	if !w.Connected() || s.ExternalIDs["system-id"] != "ch1" || iface(s, "br-int").Type != "internal" {
 		t.Fatalf("initial snapshot %+v (connected=%v)", s, w.Connected())
 	}
@@ -240,7 +241,7 @@ func TestWatcherFollowsDatabase(t *testing.T) {
 	t0 := time.Now()
 	o.ctl("add-port", "br-int", "gnv0", "--", "set", "interface", "gnv0", "type=geneve",
 		"options:remote_ip=192.0.2.2", "options:psk=swordfish")
-	s = next(t, w, &seq, time.Second, "geneve port gnv0 with psk", func(s Snapshot) bool { return iface(s, "gnv0") != nil })
+	s = next(t, w, &seq, time.Second, "geneve port gnv0 with psk", func(s tunnel.Snapshot) bool { return iface(s, "gnv0") != nil })
 	t.Logf("add-port visible %v after ovs-vsctl returned", time.Since(t0))
 	g := iface(s, "gnv0")
 	if g.Type != "geneve" || g.Options["psk"] != "swordfish" || g.Options["remote_ip"] != "192.0.2.2" || g.UUID == "" {
@@ -254,22 +255,22 @@ func TestWatcherFollowsDatabase(t *testing.T) {
 	}
 
 	o.ctl("set", "open_vswitch", ".", "other_config:certificate=/c.pem", "other_config:private_key=/k.pem")
-	s = next(t, w, &seq, time.Second, "other_config certificate", func(s Snapshot) bool {
+	s = next(t, w, &seq, time.Second, "other_config certificate", func(s tunnel.Snapshot) bool {
 		return s.OtherConfig["certificate"] == "/c.pem" && s.OtherConfig["private_key"] == "/k.pem"
 	})
 
 	o.ctl("set", "interface", "gnv0", "ofport=-1", "cfm_fault=true")
-	s = next(t, w, &seq, time.Second, "ofport -1 and cfm_fault true", func(s Snapshot) bool {
+	s = next(t, w, &seq, time.Second, "ofport -1 and cfm_fault true", func(s tunnel.Snapshot) bool {
 		g := iface(s, "gnv0")
 		return g != nil && g.OFPort != nil && *g.OFPort == -1 && g.CFMFault != nil && *g.CFMFault
 	})
 	o.ctl("set", "interface", "gnv0", "ofport=5", "cfm_fault=false")
-	s = next(t, w, &seq, time.Second, "ofport 5 and cfm_fault false", func(s Snapshot) bool {
+	s = next(t, w, &seq, time.Second, "ofport 5 and cfm_fault false", func(s tunnel.Snapshot) bool {
 		g := iface(s, "gnv0")
 		return g != nil && g.OFPort != nil && *g.OFPort == 5 && g.CFMFault != nil && !*g.CFMFault
 	})
 	o.ctl("clear", "interface", "gnv0", "ofport", "cfm_fault")
-	s = next(t, w, &seq, time.Second, "ofport and cfm_fault cleared", func(s Snapshot) bool {
+	s = next(t, w, &seq, time.Second, "ofport and cfm_fault cleared", func(s tunnel.Snapshot) bool {
 		g := iface(s, "gnv0")
 		return g != nil && g.OFPort == nil && g.CFMFault == nil
 	})
@@ -281,7 +282,7 @@ func TestWatcherFollowsDatabase(t *testing.T) {
 	quiet(t, w, 300*time.Millisecond, "change of unmonitored columns")
 
 	o.ctl("remove", "open_vswitch", ".", "other_config", "certificate", "--", "del-port", "gnv0")
-	s = next(t, w, &seq, time.Second, "gnv0 deleted and certificate removed", func(s Snapshot) bool {
+	s = next(t, w, &seq, time.Second, "gnv0 deleted and certificate removed", func(s tunnel.Snapshot) bool {
 		return iface(s, "gnv0") == nil && s.OtherConfig["certificate"] == ""
 	})
 	if s.OtherConfig["private_key"] != "/k.pem" || len(s.Interfaces) != 1 {
@@ -301,7 +302,7 @@ func TestWatcherReconnects(t *testing.T) {
 	port := o.ctl("get", "port", "gnv0", "_uuid")
 	w := watch(t, o.remote(), WithBackoff(50*time.Millisecond, 200*time.Millisecond))
 	var seq uint64
-	next(t, w, &seq, 5*time.Second, "initial gnv0", func(s Snapshot) bool { return iface(s, "gnv0") != nil })
+	next(t, w, &seq, 5*time.Second, "initial gnv0", func(s tunnel.Snapshot) bool { return iface(s, "gnv0") != nil })
 	if !w.Connected() {
 		t.Fatal("Connected() = false after the first snapshot")
 	}
@@ -322,7 +323,7 @@ func TestWatcherReconnects(t *testing.T) {
 	o.start()
 	o.ctl("add-port", "br-int", "gnv1", "--", "set", "interface", "gnv1", "type=geneve",
 		"options:remote_ip=192.0.2.3", "options:psk=two")
-	s := next(t, w, &seq, 5*time.Second, "state after restart", func(s Snapshot) bool {
+	s := next(t, w, &seq, 5*time.Second, "state after restart", func(s tunnel.Snapshot) bool {
 		return iface(s, "gnv1") != nil
 	})
 	if s.OtherConfig["while_down"] != "1" {
@@ -342,12 +343,12 @@ func TestWatcherReconnects(t *testing.T) {
 	o.kill()
 	waitFor(t, 2*time.Second, "Connected() == false after the second kill", func() bool { return !w.Connected() })
 	o.start()
-	again := next(t, w, &seq, 5*time.Second, "fresh snapshot after an unchanged restart", func(Snapshot) bool { return true })
+	again := next(t, w, &seq, 5*time.Second, "fresh snapshot after an unchanged restart", func(tunnel.Snapshot) bool { return true })
 	if !sameContent(again, s) {
 		t.Errorf("snapshot after unchanged restart differs:\n got %+v\nwant %+v", again, s)
 	}
 	o.ctl("set", "interface", "gnv1", "options:psk=three")
-	next(t, w, &seq, time.Second, "psk change after second restart", func(s Snapshot) bool {
+	next(t, w, &seq, time.Second, "psk change after second restart", func(s tunnel.Snapshot) bool {
 		g := iface(s, "gnv1")
 		return g != nil && g.Options["psk"] == "three"
 	})
@@ -369,13 +370,13 @@ func TestWatcherWaitsForServer(t *testing.T) {
 	o.start()
 	var seq uint64
 	// The database is still empty (no `ovs-vsctl init`): no Open_vSwitch row.
-	s := next(t, w, &seq, 5*time.Second, "empty database", func(Snapshot) bool { return true })
+	s := next(t, w, &seq, 5*time.Second, "empty database", func(tunnel.Snapshot) bool { return true })
 	if len(s.Interfaces) != 0 || len(s.OtherConfig) != 0 || s.OtherConfig == nil || s.ExternalIDs == nil {
 		t.Fatalf("empty database snapshot = %+v", s)
 	}
 	o.ctl("init")
 	o.ctl("set", "open_vswitch", ".", "external_ids:system-id=ch9")
-	next(t, w, &seq, time.Second, "system-id after init", func(s Snapshot) bool { return s.ExternalIDs["system-id"] == "ch9" })
+	next(t, w, &seq, time.Second, "system-id after init", func(s tunnel.Snapshot) bool { return s.ExternalIDs["system-id"] == "ch9" })
 }
 
 // TestWatcherProbeDetectsHungServer stops (SIGSTOP) ovsdb-server: the socket
@@ -388,7 +389,7 @@ func TestWatcherProbeDetectsHungServer(t *testing.T) {
 	w := watch(t, o.remote(), WithProbeInterval(200*time.Millisecond),
 		WithConnectTimeout(300*time.Millisecond), WithBackoff(50*time.Millisecond, 100*time.Millisecond))
 	var seq uint64
-	first := next(t, w, &seq, 5*time.Second, "initial state", func(Snapshot) bool { return true })
+	first := next(t, w, &seq, 5*time.Second, "initial state", func(tunnel.Snapshot) bool { return true })
 	if !w.Connected() {
 		t.Fatal("Connected() = false after the first snapshot")
 	}
@@ -401,7 +402,7 @@ func TestWatcherProbeDetectsHungServer(t *testing.T) {
 	defer cont()
 	waitFor(t, 3*time.Second, "Connected() == false while ovsdb-server is stopped", func() bool { return !w.Connected() })
 	cont()
-	s := next(t, w, &seq, 5*time.Second, "fresh snapshot after SIGCONT", func(Snapshot) bool { return true })
+	s := next(t, w, &seq, 5*time.Second, "fresh snapshot after SIGCONT", func(tunnel.Snapshot) bool { return true })
 	if !sameContent(s, first) || !w.Connected() {
 		t.Fatalf("after SIGCONT: %+v (connected=%v), want %+v", s, w.Connected(), first)
 	}
@@ -450,9 +451,9 @@ func TestWatcherSSL(t *testing.T) {
 		RootCAs: pool, Certificates: []tls.Certificate{cliCert}, MinVersion: tls.VersionTLS12,
 	}))
 	var seq uint64
-	next(t, w, &seq, 5*time.Second, "system-id over ssl", func(s Snapshot) bool { return s.ExternalIDs["system-id"] == "tls1" })
+	next(t, w, &seq, 5*time.Second, "system-id over ssl", func(s tunnel.Snapshot) bool { return s.ExternalIDs["system-id"] == "tls1" })
 	o.ctl("set", "open_vswitch", ".", "other_config:ca_cert=/ca.pem")
-	next(t, w, &seq, time.Second, "other_config change over ssl", func(s Snapshot) bool { return s.OtherConfig["ca_cert"] == "/ca.pem" })
+	next(t, w, &seq, time.Second, "other_config change over ssl", func(s tunnel.Snapshot) bool { return s.OtherConfig["ca_cert"] == "/ca.pem" })
 }
 
 func freePort(t *testing.T) string {

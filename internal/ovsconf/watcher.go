@@ -1,5 +1,5 @@
 // Watch stage: keeps a libovsdb monitor on the local Open_vSwitch database
-// alive across ovsdb-server restarts and publishes a Snapshot whenever the
+// alive across ovsdb-server restarts and publishes a tunnel.Snapshot whenever the
 // columns that IPsec cares about change.
 
 package ovsconf
@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 
 	"github.com/go-logr/logr"
 	"github.com/ovn-kubernetes/libovsdb/cache"
@@ -53,7 +55,7 @@ func WithBackoff(minDelay, maxDelay time.Duration) Option {
 }
 
 // WithCoalesce sets how long the Watcher waits after the first change of a
-// burst before it reads the cache and publishes one Snapshot for the whole
+// burst before it reads the cache and publishes one tunnel.Snapshot for the whole
 // burst. Zero publishes as soon as the change is seen.
 func WithCoalesce(d time.Duration) Option { return func(w *Watcher) { w.coalesce = d } }
 
@@ -123,14 +125,14 @@ type Watcher struct {
 	connectTimeout time.Duration
 	tls            *tls.Config
 
-	updates   chan Snapshot
+	updates   chan tunnel.Snapshot
 	started   atomic.Bool
 	connected atomic.Bool
-	current   atomic.Pointer[Snapshot]
+	current   atomic.Pointer[tunnel.Snapshot]
 
 	// Owned by the Run goroutine.
 	seq  uint64
-	last *Snapshot
+	last *tunnel.Snapshot
 }
 
 // New returns a Watcher for remote (unix:PATH, tcp:HOST:PORT or
@@ -147,7 +149,7 @@ func New(remote string, logger *slog.Logger, opts ...Option) *Watcher {
 		coalesce:       DefaultCoalesce,
 		probe:          DefaultProbeInterval,
 		connectTimeout: DefaultConnectTimeout,
-		updates:        make(chan Snapshot, 1),
+		updates:        make(chan tunnel.Snapshot, 1),
 	}
 	for _, o := range opts {
 		o(w)
@@ -156,22 +158,22 @@ func New(remote string, logger *slog.Logger, opts ...Option) *Watcher {
 }
 
 // Updates delivers Snapshots. At most one is pending: when the consumer is
-// slow, an unread Snapshot is replaced by a newer one, so the consumer
+// slow, an unread tunnel.Snapshot is replaced by a newer one, so the consumer
 // always receives the latest state (Seq then skips the replaced numbers).
 // The channel is closed when Run returns.
-func (w *Watcher) Updates() <-chan Snapshot { return w.updates }
+func (w *Watcher) Updates() <-chan tunnel.Snapshot { return w.updates }
 
 // Connected reports whether the monitor is established. It turns true just
 // before the first snapshot of a connection is published and false once
 // the loss of the connection is noticed.
 func (w *Watcher) Connected() bool { return w.connected.Load() }
 
-// Current returns the most recently published Snapshot, if any. It stays
+// Current returns the most recently published tunnel.Snapshot, if any. It stays
 // available while disconnected (it is the last known state).
-func (w *Watcher) Current() (Snapshot, bool) {
+func (w *Watcher) Current() (tunnel.Snapshot, bool) {
 	p := w.current.Load()
 	if p == nil {
-		return Snapshot{}, false
+		return tunnel.Snapshot{}, false
 	}
 	return *p, true
 }
@@ -302,10 +304,10 @@ func (w *Watcher) session(ctx context.Context, endpoint string) (established boo
 	}
 	cancel()
 
-	read := func() (Snapshot, error) {
+	read := func() (tunnel.Snapshot, error) {
 		ovsRows, ifaceRows := tc.Table(vswitchd.OpenvSwitchTable), tc.Table(vswitchd.InterfaceTable)
 		if ovsRows == nil || ifaceRows == nil {
-			return Snapshot{}, errors.New("read cache: monitored table missing")
+			return tunnel.Snapshot{}, errors.New("read cache: monitored table missing")
 		}
 		return snapshotFromRows(ovsRows.RowsShallow(), ifaceRows.RowsShallow()), nil
 	}
@@ -368,7 +370,7 @@ func (w *Watcher) session(ctx context.Context, endpoint string) (established boo
 // an unread one. Unless force is set, a snapshot equal to the last one is
 // dropped. Only the Run goroutine calls publish, so after draining the
 // buffer the send cannot block.
-func (w *Watcher) publish(s Snapshot, force bool) {
+func (w *Watcher) publish(s tunnel.Snapshot, force bool) {
 	if !force && w.last != nil && sameContent(*w.last, s) {
 		return
 	}

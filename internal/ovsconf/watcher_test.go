@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
 func TestBackoff(t *testing.T) {
@@ -45,8 +47,8 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func snap(k, v string) Snapshot {
-	return Snapshot{OtherConfig: map[string]string{k: v}, ExternalIDs: map[string]string{}, Interfaces: []Interface{}}
+func snap(k, v string) tunnel.Snapshot {
+	return tunnel.Snapshot{OtherConfig: map[string]string{k: v}, ExternalIDs: map[string]string{}, Interfaces: []tunnel.Interface{}}
 }
 
 func TestPublish(t *testing.T) {

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/ovnsec/ovnsec/internal/ovsconf"
 )
 
 func FuzzUpdate(f *testing.F) {
@@ -19,8 +17,8 @@ func FuzzUpdate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, typ, remoteIP, localIP, psk, remoteName, x, optKey, optVal string) {
 		opts := map[string]string{"remote_ip": remoteIP, "local_ip": localIP, "psk": psk, "remote_name": remoteName,
 			"dst_port": x, "remote_cert": x, "ipsec_" + optKey: optVal}
-		s := ovsconf.Snapshot{Seq: 1, OtherConfig: map[string]string{"certificate": "/pki/cert.pem", "private_key": "/k", "ca_cert": x},
-			Interfaces: []ovsconf.Interface{{Name: "t", Type: typ, Options: opts}}}
+		s := Snapshot{Seq: 1, OtherConfig: map[string]string{"certificate": "/pki/cert.pem", "private_key": "/k", "ca_cert": x},
+			Interfaces: []Interface{{Name: "t", Type: typ, Options: opts}}}
 		tb := NewTable(newFake(), clockAt(&testNow))
 		ts, _ := tb.Update(s)
 		if !selected(s.Interfaces[0]) {

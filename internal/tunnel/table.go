@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/ovnsec/ovnsec/internal/ovsconf"
 )
 
 // Upstream log and reason texts, verbatim (ovs-monitor-ipsec).
@@ -180,7 +178,7 @@ func NewTable(certs CertReader, clock func() time.Time) *Table {
 // Problems (ovnsec's own checks) are logged when they first appear: a
 // tunnel's own as "Tunnel <name>: <problem>", those of the global
 // certificate, key and CA once for all tunnels.
-func (t *Table) Update(s ovsconf.Snapshot) (tunnels []Tunnel, events []Event) {
+func (t *Table) Update(s Snapshot) (tunnels []Tunnel, events []Event) {
 	fresh := !t.seenSeq || s.Seq != t.seq
 	t.seenSeq, t.seq = true, s.Seq
 	now := t.now()
@@ -233,7 +231,7 @@ func (t *Table) Update(s ovsconf.Snapshot) (tunnels []Tunnel, events []Event) {
 // selected reports whether ovs-monitor-ipsec would manage iface: a gre,
 // geneve or vxlan interface whose options hold any of psk, remote_name or
 // remote_cert (presence of the key is enough, even with an empty value).
-func selected(iface ovsconf.Interface) bool {
+func selected(iface Interface) bool {
 	if !tunnelType(iface) {
 		return false
 	}
@@ -246,7 +244,7 @@ func selected(iface ovsconf.Interface) bool {
 }
 
 // tunnelType reports whether iface is of a type IPsec can protect.
-func tunnelType(iface ovsconf.Interface) bool {
+func tunnelType(iface Interface) bool {
 	switch Type(iface.Type) {
 	case TypeGRE, TypeGeneve, TypeVXLAN:
 		return true
@@ -321,7 +319,7 @@ func noCNMsg(path string) string {
 
 // updateTunnel creates or updates the entry for iface and appends the
 // events in upstream order.
-func (t *Table) updateTunnel(iface ovsconf.Interface, fresh bool, now time.Time, globalProblems []string, events []Event) []Event {
+func (t *Table) updateTunnel(iface Interface, fresh bool, now time.Time, globalProblems []string, events []Event) []Event {
 	name := iface.Name
 	ev := func(level slog.Level, msg string) {
 		events = append(events, Event{Level: level, Tunnel: name, Msg: msg})
@@ -384,7 +382,7 @@ func (t *Table) updateTunnel(iface ovsconf.Interface, fresh bool, now time.Time,
 // global configuration. When options:remote_cert is set, the remote name
 // is the CN read from that certificate (empty if it cannot be read), even
 // if options:remote_name is set too.
-func (t *Table) tunnelConf(iface ovsconf.Interface) (c conf, remote CertInfo, remoteErr error) {
+func (t *Table) tunnelConf(iface Interface) (c conf, remote CertInfo, remoteErr error) {
 	o := iface.Options
 	g := t.global
 	c.fields = fields{
@@ -559,7 +557,7 @@ func validate(c conf) (State, string) {
 }
 
 // statusOf computes the status-only fields exactly as upstream does.
-func statusOf(iface ovsconf.Interface) status {
+func statusOf(iface Interface) status {
 	s := status{ofport: "Not assigned", cfm: "Disabled"}
 	if iface.OFPort != nil && *iface.OFPort != -1 {
 		s.ofport = strconv.Itoa(*iface.OFPort)
@@ -592,7 +590,7 @@ func authOf(c conf) AuthMethod {
 // tunnelProblems lists what ovnsec finds wrong with one tunnel beyond
 // upstream's checks. The texts are stable (no current time in them) so
 // that a change can be logged once.
-func tunnelProblems(iface ovsconf.Interface, c conf, remote CertInfo, remoteErr error, now time.Time) []string {
+func tunnelProblems(iface Interface, c conf, remote CertInfo, remoteErr error, now time.Time) []string {
 	var p []string
 	if _, msg := dstPort(c.typ, iface.Options); msg != "" {
 		p = append(p, msg)

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ovnsec/ovnsec/internal/ovsconf"
 )
 
 // fakeCerts is an in-memory CertReader and KeyMatcher.
@@ -66,8 +64,8 @@ func kv(pairs ...string) map[string]string {
 	return m
 }
 
-func iface(name, typ string, opts ...string) ovsconf.Interface {
-	return ovsconf.Interface{UUID: "uuid-" + name, Name: name, Type: typ, Options: kv(opts...)}
+func iface(name, typ string, opts ...string) Interface {
+	return Interface{UUID: "uuid-" + name, Name: name, Type: typ, Options: kv(opts...)}
 }
 
 var (
@@ -75,8 +73,8 @@ var (
 	pkiSelf = []string{"certificate=/pki/cert.pem", "private_key=/pki/privkey.pem"}
 )
 
-func snap(seq uint64, other []string, ifs ...ovsconf.Interface) ovsconf.Snapshot {
-	return ovsconf.Snapshot{Seq: seq, OtherConfig: kv(other...), Interfaces: ifs}
+func snap(seq uint64, other []string, ifs ...Interface) Snapshot {
+	return Snapshot{Seq: seq, OtherConfig: kv(other...), Interfaces: ifs}
 }
 
 func msgs(events []Event) []string {
@@ -150,7 +148,7 @@ func find(ts []Tunnel, name string) (Tunnel, bool) {
 
 func TestSelection(t *testing.T) {
 	tests := []struct {
-		iface ovsconf.Interface
+		iface Interface
 		want  bool
 	}{
 		{iface("a", "geneve", "remote_ip=10.0.0.2", "psk=x"), true},
@@ -235,7 +233,7 @@ func TestValidationThroughUpdate(t *testing.T) {
 	tests := []struct {
 		name   string
 		global []string
-		iface  ovsconf.Interface
+		iface  Interface
 		reason string // "" means CONFIGURED
 		auth   AuthMethod
 	}{
@@ -397,7 +395,7 @@ func TestGlobalWarningOncePerSnapshot(t *testing.T) {
 type step struct {
 	name    string
 	global  []string
-	ifaces  []ovsconf.Interface
+	ifaces  []Interface
 	edit    func(*fakeCerts) // changes to certificate files before the step
 	want    map[string]int   // tunnel -> version (absent: not returned)
 	removed []string         // tunnels returned as REMOVED
@@ -437,7 +435,7 @@ func runSteps(t *testing.T, steps []step) {
 
 func ofport(n int) *int  { return &n }
 func fault(b bool) *bool { return &b }
-func withStatus(i ovsconf.Interface, port *int, f *bool) ovsconf.Interface {
+func withStatus(i Interface, port *int, f *bool) Interface {
 	i.OFPort, i.CFMFault = port, f
 	return i
 }
@@ -450,32 +448,32 @@ func TestVersions(t *testing.T) {
 	a4 := iface("a", "geneve", "remote_ip=10.0.0.2", "local_ip=10.0.0.1", "remote_name=hv2", "ipsec_encapsulation=yes", "dst_port=7000", "key=flow", "csum=true")
 	mark := append(slices.Clone(pkiCA), "ipsec_skb_mark=0x1/0x1")
 	runSteps(t, []step{
-		{name: "appear", global: pkiCA, ifaces: []ovsconf.Interface{a, b}, want: map[string]int{"a": 1, "b": 1},
+		{name: "appear", global: pkiCA, ifaces: []Interface{a, b}, want: map[string]int{"a": 1, "b": 1},
 			events: []string{"INFO Tunnel a appeared in OVSDB", "INFO Tunnel b appeared in OVSDB"}},
-		{name: "unchanged", global: pkiCA, ifaces: []ovsconf.Interface{a, b}, want: map[string]int{"a": 1, "b": 1}},
-		{name: "ofport and cfm only", global: pkiCA, ifaces: []ovsconf.Interface{withStatus(a, ofport(5), fault(false)), withStatus(b, ofport(-1), fault(true))},
+		{name: "unchanged", global: pkiCA, ifaces: []Interface{a, b}, want: map[string]int{"a": 1, "b": 1}},
+		{name: "ofport and cfm only", global: pkiCA, ifaces: []Interface{withStatus(a, ofport(5), fault(false)), withStatus(b, ofport(-1), fault(true))},
 			want: map[string]int{"a": 1, "b": 1}},
-		{name: "custom option on a", global: pkiCA, ifaces: []ovsconf.Interface{a2, b}, want: map[string]int{"a": 2, "b": 1},
+		{name: "custom option on a", global: pkiCA, ifaces: []Interface{a2, b}, want: map[string]int{"a": 2, "b": 1},
 			events: []string{"INFO Tunnel's 'a' configuration changed in OVSDB to 2"}},
-		{name: "dst_port on a", global: pkiCA, ifaces: []ovsconf.Interface{a3, b}, want: map[string]int{"a": 3, "b": 1},
+		{name: "dst_port on a", global: pkiCA, ifaces: []Interface{a3, b}, want: map[string]int{"a": 3, "b": 1},
 			events: []string{"INFO Tunnel's 'a' configuration changed in OVSDB to 3"}},
-		{name: "options ipsec ignores", global: pkiCA, ifaces: []ovsconf.Interface{a4, b}, want: map[string]int{"a": 3, "b": 1}},
-		{name: "global skb mark bumps all", global: mark, ifaces: []ovsconf.Interface{a4, b}, want: map[string]int{"a": 4, "b": 2},
+		{name: "options ipsec ignores", global: pkiCA, ifaces: []Interface{a4, b}, want: map[string]int{"a": 3, "b": 1}},
+		{name: "global skb mark bumps all", global: mark, ifaces: []Interface{a4, b}, want: map[string]int{"a": 4, "b": 2},
 			events: []string{"INFO Tunnel's 'a' configuration changed in OVSDB to 4", "INFO Tunnel's 'b' configuration changed in OVSDB to 2"}},
-		{name: "rejected global bumps none", global: []string{"ca_cert=/pki/ca.pem"}, ifaces: []ovsconf.Interface{a4, b}, want: map[string]int{"a": 4, "b": 2},
+		{name: "rejected global bumps none", global: []string{"ca_cert=/pki/ca.pem"}, ifaces: []Interface{a4, b}, want: map[string]int{"a": 4, "b": 2},
 			events: []string{"WARN " + msgGlobalInvalid}},
 		// A certificate renewed at the same path is not a new configuration:
 		// the backends take it from internal/creds without tearing the
 		// tunnels down (a new CN would change local_name, and bump).
-		{name: "local cert replaced at same path", global: mark, ifaces: []ovsconf.Interface{a4, b},
+		{name: "local cert replaced at same path", global: mark, ifaces: []Interface{a4, b},
 			edit: func(f *fakeCerts) { c := goodCert("hv1"); c.Fingerprint[0] ^= 1; f.certs["/pki/cert.pem"] = c },
 			want: map[string]int{"a": 4, "b": 2}},
-		{name: "type change", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 3},
+		{name: "type change", global: mark, ifaces: []Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 3},
 			events: []string{"INFO Tunnel's 'b' configuration changed in OVSDB to 3"}},
-		{name: "b becomes invalid", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 4},
+		{name: "b becomes invalid", global: mark, ifaces: []Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 4},
 			events: []string{"WARN b contains invalid configuration: 'remote_ip' is not set", "INFO Tunnel's 'b' configuration changed in OVSDB to 4"}},
-		{name: "invalid b stays, version stable", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 4}},
-		{name: "b valid again", global: mark, ifaces: []ovsconf.Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 5},
+		{name: "invalid b stays, version stable", global: mark, ifaces: []Interface{a4, iface("b", "gre", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 4}},
+		{name: "b valid again", global: mark, ifaces: []Interface{a4, iface("b", "gre", "remote_ip=10.0.0.3", "remote_name=hv3")}, want: map[string]int{"a": 4, "b": 5},
 			events: []string{"INFO Tunnel's 'b' configuration changed in OVSDB to 5"}},
 	})
 }
@@ -484,16 +482,16 @@ func TestRemoval(t *testing.T) {
 	a := iface("a", "geneve", "remote_ip=10.0.0.2", "psk=x")
 	b := iface("b", "geneve", "remote_ip=10.0.0.3", "psk=y")
 	runSteps(t, []step{
-		{name: "appear", ifaces: []ovsconf.Interface{a, b}, want: map[string]int{"a": 1, "b": 1},
+		{name: "appear", ifaces: []Interface{a, b}, want: map[string]int{"a": 1, "b": 1},
 			events: []string{"INFO Tunnel a appeared in OVSDB", "INFO Tunnel b appeared in OVSDB"}},
-		{name: "a row deleted", ifaces: []ovsconf.Interface{b}, want: map[string]int{"b": 1}, removed: []string{"a"},
+		{name: "a row deleted", ifaces: []Interface{b}, want: map[string]int{"b": 1}, removed: []string{"a"},
 			events: []string{"INFO Tunnel a disappeared from OVSDB"}},
-		{name: "a forgotten", ifaces: []ovsconf.Interface{b}, want: map[string]int{"b": 1}},
-		{name: "b stops qualifying (no psk key)", ifaces: []ovsconf.Interface{iface("b", "geneve", "remote_ip=10.0.0.3")}, removed: []string{"b"},
+		{name: "a forgotten", ifaces: []Interface{b}, want: map[string]int{"b": 1}},
+		{name: "b stops qualifying (no psk key)", ifaces: []Interface{iface("b", "geneve", "remote_ip=10.0.0.3")}, removed: []string{"b"},
 			events: []string{"INFO Tunnel b disappeared from OVSDB"}},
-		{name: "a reappears at version 1", ifaces: []ovsconf.Interface{a}, want: map[string]int{"a": 1},
+		{name: "a reappears at version 1", ifaces: []Interface{a}, want: map[string]int{"a": 1},
 			events: []string{"INFO Tunnel a appeared in OVSDB"}},
-		{name: "a becomes ip6gre", ifaces: []ovsconf.Interface{iface("a", "ip6gre", "remote_ip=fd00::2", "psk=x")}, removed: []string{"a"},
+		{name: "a becomes ip6gre", ifaces: []Interface{iface("a", "ip6gre", "remote_ip=fd00::2", "psk=x")}, removed: []string{"a"},
 			events: []string{"INFO Tunnel a disappeared from OVSDB"}},
 	})
 
@@ -811,7 +809,7 @@ func TestGlobalProblemsLoggedOnce(t *testing.T) {
 	certs := newFake()
 	certs.keyErrs = map[string]error{"/pki/privkey.pem": errors.New("private key /pki/privkey.pem does not match certificate /pki/cert.pem")}
 	tb := NewTable(certs, clockAt(&testNow))
-	var ifs []ovsconf.Interface
+	var ifs []Interface
 	for i := range 3 {
 		ifs = append(ifs, iface(fmt.Sprint("t", i), "geneve", fmt.Sprintf("remote_ip=10.0.0.%d", i+2), "remote_name=hv2"))
 	}

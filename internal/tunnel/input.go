@@ -1,9 +1,10 @@
-// Snapshot: the immutable view of the local Open_vSwitch database that the
-// rest of ovnsecd consumes. It carries exactly what ovs-monitor-ipsec reads
-// (Open_vSwitch other_config/external_ids; Interface name, type, options,
-// ofport, cfm_fault) and nothing of libovsdb, so that internal/tunnel stays
-// a pure function over plain values.
-package ovsconf
+// Input: the tunnel stage's own view of the local Open_vSwitch database,
+// which internal/ovsconf converts every database update into. It carries
+// exactly what ovs-monitor-ipsec reads (Open_vSwitch other_config and
+// external_ids; Interface name, type, options, ofport, cfm_fault) as plain
+// values, so that nothing after the watcher depends on OVSDB types.
+
+package tunnel
 
 // Snapshot is one consistent view of the database. Values are never mutated
 // after a Snapshot is published; consumers must treat the maps as read-only.
