@@ -668,6 +668,8 @@ func (e *entry) tunnel(name string) Tunnel {
 		LocalIP:       c.localIP,
 		RemoteIP:      c.remoteIP,
 		AddressFamily: c.family,
+		Local:         ParseAddr(c.localIP),
+		Remote:        ParseAddr(c.remoteIP),
 		DstPort:       c.dstPort,
 		Auth:          authOf(c),
 		Certificate:   c.certificate,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -880,5 +881,19 @@ func TestSameConfigIgnoresStatus(t *testing.T) {
 	b.RemoteIP = "10.0.0.3"
 	if a.SameConfig(b) {
 		t.Error("a changed remote_ip is the same configuration")
+	}
+}
+
+// Addresses are parsed once, here: backends read Local and Remote.
+func TestAddressesParsedOnce(t *testing.T) {
+	tb := NewTable(newFake(), clockAt(&testNow))
+	ts, _ := tb.Update(snap(1, nil,
+		iface("a", "geneve", "remote_ip=::ffff:10.0.0.2", "local_ip=10.0.0.1", "psk=x"),
+		iface("b", "geneve", "remote_ip=flow", "psk=x")))
+	if ts[0].Remote != netip.MustParseAddr("10.0.0.2") || ts[0].Local != netip.MustParseAddr("10.0.0.1") || ts[0].RemoteIP != "::ffff:10.0.0.2" {
+		t.Errorf("a: %v %v %q", ts[0].Remote, ts[0].Local, ts[0].RemoteIP)
+	}
+	if ts[1].Remote.IsValid() || ts[1].Local.IsValid() || ts[1].LocalIP != DefaultRoute {
+		t.Errorf("b: %v %v %q", ts[1].Remote, ts[1].Local, ts[1].LocalIP)
 	}
 }

@@ -85,8 +85,12 @@ type Tunnel struct {
 	Reason string
 
 	Type          Type
-	LocalIP       string // options:local_ip or DefaultRoute
-	RemoteIP      string
+	LocalIP       string // options:local_ip or DefaultRoute, as written
+	RemoteIP      string // options:remote_ip, as written
+	// Local and Remote are LocalIP and RemoteIP parsed (IPv4-mapped IPv6
+	// unmapped); invalid when the option is not an address ("flow",
+	// DefaultRoute, empty).
+	Local, Remote netip.Addr
 	AddressFamily string // "IPv4", "IPv6" or "None"
 	// DstPort is the tunnel's UDP destination port (options:dst_port, else
 	// the IANA port: 6081 geneve, 4789 vxlan); 0 for GRE.
@@ -141,8 +145,12 @@ func (t Tunnel) SameConfig(u Tunnel) bool {
 	return reflect.DeepEqual(t, u)
 }
 
-// RemoteAddr returns RemoteIP as an address, if it is one.
-func (t Tunnel) RemoteAddr() (netip.Addr, bool) {
-	a, err := netip.ParseAddr(t.RemoteIP)
-	return a, err == nil
+// ParseAddr is how the tunnel stage reads local_ip and remote_ip: an IP
+// address, IPv4-mapped IPv6 unmapped; the zero Addr for anything else.
+func ParseAddr(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }

@@ -436,6 +436,7 @@ func TestInitiateLate(t *testing.T) {
 	r := newRig(t)
 	tt := geneveTunnel(1)
 	tt.RemoteIP = "198.51.100.0" // lower than ours: the peer initiates
+	setAddrs(&tt)
 	if err := r.b.Ensure(ctx, tt); err != nil {
 		t.Fatal(err)
 	}
@@ -585,6 +586,7 @@ func TestInitiateOnDemandHeadStart(t *testing.T) {
 	tt := geneveTunnel(1)
 	lower := netip.MustParseAddr("198.51.100.0")
 	tt.RemoteIP = lower.String() // we are the higher address
+	setAddrs(&tt)
 	if err := r.b.Ensure(ctx, tt); err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,11 @@ import (
 // bridgeBlocks reports whether br-phy's policies steer and drop t's tunnel
 // packets (a protected policy for its remote, protocol and port).
 func bridgeBlocks(ps []ovsbridge.Policy, t tunnel.Tunnel) bool {
-	remote, ok := t.RemoteAddr()
-	if !ok {
+	if !t.Remote.IsValid() {
 		return false
 	}
 	// t.DstPort is the port ovs-vswitchd uses, even 0.
-	want := ovsbridge.Policy{PeerIP: remote.Unmap(), Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, ExactPort: true}
+	want := ovsbridge.Policy{PeerIP: t.Remote, Proto: ovsbridge.Proto(t.Type), DstPort: t.DstPort, ExactPort: true}
 	for _, p := range ps {
 		if p.PeerIP == want.PeerIP && p.Proto == want.Proto && p.Port() == want.Port() && p.Mode == ovsbridge.ModeProtected {
 			return true
@@ -112,6 +111,7 @@ func TestFaultInjectionEnsureStaysBlocked(t *testing.T) {
 					victim.Version = 2
 				}
 				fc.mutate(&victim)
+				setAddrs(&victim)
 				if fc.inject != nil {
 					fc.inject(r)
 				}
@@ -124,7 +124,7 @@ func TestFaultInjectionEnsureStaysBlocked(t *testing.T) {
 							t.Fatalf("pass %d: br-phy policies %+v do not block %s's packets to %s", pass, got, d.Name, d.RemoteIP)
 						}
 					}
-					if a, ok := victim.RemoteAddr(); ok && a.Is4() && r.b.hook.Table().Outbound(a) != nil {
+					if a := victim.Remote; a.Is4() && r.b.hook.Table().Outbound(a) != nil {
 						t.Fatalf("pass %d: an outbound SA of the old configuration still carries the broken tunnel's packets", pass)
 					}
 				}

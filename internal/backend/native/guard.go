@@ -33,11 +33,10 @@ type guardEntry struct {
 // Any address family works: IPv6 peers are dropped by br-phy's rules and
 // by the engine, which protects IPv4 peers only.
 func guardPolicy(t tunnel.Tunnel) (ovsbridge.Policy, error) {
-	remote, ok := t.RemoteAddr()
-	if !ok {
+	if !t.Remote.IsValid() {
 		return ovsbridge.Policy{}, fmt.Errorf("tunnel %s: remote_ip %q is not an IP address, so ovnsec cannot tell where its packets go and cannot drop them: with IPsec options set, use a remote_ip address (flow-based tunnels cannot be protected)", t.Name, t.RemoteIP)
 	}
-	p := tunnelPolicy(t, remote.Unmap())
+	p := tunnelPolicy(t, t.Remote)
 	if err := p.Validate(); err != nil {
 		return ovsbridge.Policy{}, fmt.Errorf("tunnel %s: cannot drop its packets: %w", t.Name, err)
 	}

@@ -80,6 +80,9 @@ func TestGuardRefusesWhatItCannotDrop(t *testing.T) {
 	port4500.Name, port4500.RemoteIP, port4500.DstPort = "nat0", "198.51.100.4", 4500
 	v6 := geneveTunnel(1)
 	v6.Name, v6.RemoteIP, v6.AddressFamily = "six0", "2001:db8::2", "IPv6"
+	for _, t := range []*tunnel.Tunnel{&flow, &port4500, &v6} {
+		setAddrs(t)
+	}
 	ok := geneveTunnel(1)
 	refused, err := r.b.Guard(ctx, []tunnel.Tunnel{flow, port4500, v6, ok})
 	if err != nil {
@@ -113,6 +116,7 @@ func TestGuardOneInstallForAll(t *testing.T) {
 	a := geneveTunnel(1)
 	c := geneveTunnel(1)
 	c.Name, c.RemoteIP = "ovn-c-0", "198.51.100.3"
+	setAddrs(&c)
 	sets := r.att.sets
 	if _, err := r.b.Guard(ctx, []tunnel.Tunnel{a, c}); err != nil {
 		t.Fatal(err)

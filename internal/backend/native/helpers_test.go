@@ -238,7 +238,7 @@ func newRig(t *testing.T) *rig {
 func geneveTunnel(version int) tunnel.Tunnel {
 	return tunnel.Tunnel{
 		Name: "ovn-b-0", Version: version, State: tunnel.StateConfigured, Type: tunnel.TypeGeneve,
-		LocalIP: "198.51.100.1", RemoteIP: "198.51.100.2", AddressFamily: "IPv4", DstPort: 6081,
+		LocalIP: "198.51.100.1", RemoteIP: "198.51.100.2", Local: local, Remote: remote, AddressFamily: "IPv4", DstPort: 6081,
 		Auth: tunnel.AuthPSK, PSK: tunnel.NewSecret("swordfish"),
 	}
 }
@@ -331,4 +331,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// setAddrs parses the tunnel's LocalIP and RemoteIP into Local and Remote,
+// as the tunnel table does, after a test changed the strings.
+func setAddrs(t *tunnel.Tunnel) {
+	t.Local, t.Remote = tunnel.ParseAddr(t.LocalIP), tunnel.ParseAddr(t.RemoteIP)
 }

@@ -124,7 +124,7 @@ func nativeEndToEnd(t *testing.T, typ tunnel.Type, auth authFunc) {
 	tun := func(h, peer *netns.OVSHost) tunnel.Tunnel {
 		tt := tunnel.Tunnel{
 			Name: "nvtun" + peer.Letter, Version: 1, State: tunnel.StateConfigured, Type: typ,
-			LocalIP: h.Underlay.String(), RemoteIP: peer.Underlay.String(), AddressFamily: "IPv4", DstPort: port,
+			LocalIP: h.Underlay.String(), RemoteIP: peer.Underlay.String(), Local: h.Underlay, Remote: peer.Underlay, AddressFamily: "IPv4", DstPort: port,
 		}
 		auth(t, credDir, &tt, h, peer)
 		return tt

@@ -117,6 +117,7 @@ func TestNATPortOnTunnelPortRefused(t *testing.T) {
 	}
 	other := geneveTunnel(1)
 	other.Name, other.RemoteIP = "ovn-c-0", "198.51.100.3"
+	setAddrs(&other)
 	if err := r.b.Ensure(ctx, other); err != nil {
 		t.Fatalf("another tunnel after the refused port: %v", err)
 	}

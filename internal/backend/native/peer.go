@@ -58,17 +58,15 @@ func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, err
 	if t.State != tunnel.StateConfigured {
 		return nil, fmt.Errorf("tunnel %s: state %s, only CONFIGURED tunnels can be protected", t.Name, t.State)
 	}
-	remote, err := netip.ParseAddr(t.RemoteIP)
-	if err != nil || !remote.Unmap().Is4() {
+	remote := t.Remote
+	if !remote.Is4() {
 		return nil, fmt.Errorf("tunnel %s: remote_ip %q: the native backend supports IPv4 underlays only", t.Name, t.RemoteIP)
 	}
-	remote = remote.Unmap()
 	switch t.LocalIP {
 	case "", tunnel.DefaultRoute:
 	default:
-		l, err := netip.ParseAddr(t.LocalIP)
-		if err != nil || l.Unmap() != local {
-			return nil, fmt.Errorf("tunnel %s: local_ip %s is not the underlay address %s the native engine serves (br-phy's address); fix options:local_ip or the --native-local address", t.Name, t.LocalIP, local)
+		if t.Local != local {
+			return nil, fmt.Errorf("tunnel %s: local_ip %s is not the underlay address %s the native engine serves (br-phy's address); fix options:local_ip or ovnsecd's --local-ip", t.Name, t.LocalIP, local)
 		}
 	}
 	p := &plan{local: local, remote: remote}

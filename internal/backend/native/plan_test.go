@@ -14,6 +14,7 @@ func TestPlanTunnel(t *testing.T) {
 	mod := func(f func(*tunnel.Tunnel)) tunnel.Tunnel {
 		tt := geneveTunnel(3)
 		f(&tt)
+		setAddrs(&tt)
 		return tt
 	}
 	tests := []struct {
