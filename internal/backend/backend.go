@@ -6,6 +6,8 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -96,6 +98,22 @@ type PartialError interface {
 	error
 	Partial() bool
 }
+
+// UnsupportedOptionsError is the PartialError of every backend: the tunnel
+// was applied without the listed options (ipsec_* custom options the
+// backend does not honour, or values it could not use).
+type UnsupportedOptionsError struct {
+	Tunnel  string
+	Backend string   // the --ike-daemon name
+	Options []string // each as the operator wrote it, with why if known
+}
+
+func (e *UnsupportedOptionsError) Error() string {
+	return fmt.Sprintf("tunnel %s: the %s backend ignored %s", e.Tunnel, e.Backend, strings.Join(e.Options, "; "))
+}
+
+// Partial marks the tunnel as applied.
+func (e *UnsupportedOptionsError) Partial() bool { return true }
 
 // IsPartial reports whether err (or an error it wraps) is a PartialError.
 func IsPartial(err error) bool {

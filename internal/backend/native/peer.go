@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike"
@@ -213,20 +214,18 @@ func setAuth(peer *ike.Peer, t tunnel.Tunnel, local, remote netip.Addr, creds Cr
 	return nil
 }
 
-// partialError reports a tunnel that was applied with some options left
-// out (backend.PartialError).
-type partialError struct{ msg string }
-
-func (e *partialError) Error() string { return e.msg }
-func (e *partialError) Partial() bool { return true }
-
+// unsupportedError reports options the native backend ignored
+// (backend.UnsupportedOptionsError), nil when there are none.
 func unsupportedError(name string, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	keys = append([]string(nil), keys...)
-	sort.Strings(keys)
-	return &partialError{msg: fmt.Sprintf("tunnel %s: options ipsec_%s are not supported by the native backend and were ignored", name, strings.Join(keys, ", ipsec_"))}
+	opts := make([]string, len(keys))
+	for i, k := range keys {
+		opts[i] = "ipsec_" + k
+	}
+	sort.Strings(opts)
+	return &backend.UnsupportedOptionsError{Tunnel: name, Backend: "native", Options: opts}
 }
 
 var errClosed = errors.New("native backend is closed")
