@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -30,8 +31,8 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the per-tunnel retry delay after a
 	// failed Ensure (defaults 1 s and 60 s).
 	MinBackoff, MaxBackoff time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
+	// Clock drives the pass interval and back-off (default clock.Real).
+	Clock clock.Clock
 	// CallTimeout bounds every backend call (default 30 s).
 	CallTimeout time.Duration
 }
@@ -46,9 +47,7 @@ func (o *Options) fill() {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Minute
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 30 * time.Second
 	}
@@ -143,7 +142,7 @@ func (r *Reconciler) wake() {
 
 // Run loops until ctx ends: a pass on every wake-up and every Interval.
 func (r *Reconciler) Run(ctx context.Context) error {
-	t := time.NewTicker(r.opts.Interval)
+	t := r.opts.Clock.NewTicker(r.opts.Interval)
 	defer t.Stop()
 	for {
 		r.Pass(ctx)
@@ -151,7 +150,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.kick:
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -163,7 +162,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // it protects (after a restart, br-phy's rules of the previous run) rather
 // than being told that nothing is wanted.
 func (r *Reconciler) Pass(ctx context.Context) {
-	now := r.opts.Now()
+	now := r.opts.Clock.Now()
 
 	// One view of the desired set for the whole pass.
 	r.mu.Lock()

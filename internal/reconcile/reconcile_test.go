@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -81,16 +82,16 @@ func (f *fakeBackend) takeCalls() []string {
 	return c
 }
 
-type fakeClock struct{ t time.Time }
+// fakeClock is the test clock; Add moves it on.
+type fakeClock struct{ *clocktest.Fake }
 
-func (c *fakeClock) Now() time.Time      { return c.t }
-func (c *fakeClock) Add(d time.Duration) { c.t = c.t.Add(d) }
-func newClock() *fakeClock               { return &fakeClock{t: time.Unix(1_000_000, 0)} }
+func (c fakeClock) Add(d time.Duration) { c.Advance(d) }
+func newClock() fakeClock              { return fakeClock{clocktest.New(time.Unix(1_000_000, 0))} }
 func geneve(name string, v int) tunnel.Tunnel {
 	return tunnel.Tunnel{Name: name, Version: v, State: tunnel.StateConfigured, Type: tunnel.TypeGeneve, RemoteIP: "192.0.2.2"}
 }
 
-func newTest(t *testing.T, fb *fakeBackend) (*Reconciler, *fakeClock, *bytes.Buffer) {
+func newTest(t *testing.T, fb *fakeBackend) (*Reconciler, fakeClock, *bytes.Buffer) {
 	t.Helper()
 	if fb.status == nil {
 		fb.status = map[string]backend.TunnelStatus{}
@@ -98,7 +99,7 @@ func newTest(t *testing.T, fb *fakeBackend) (*Reconciler, *fakeClock, *bytes.Buf
 	clk := newClock()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	return New(fb, log, Options{Now: clk.Now}), clk, &logs
+	return New(fb, log, Options{Clock: clk}), clk, &logs
 }
 
 func TestEnsureNewAndVersionBump(t *testing.T) {
@@ -414,7 +415,7 @@ func (b guardingBackend) Guard(_ context.Context, ts []tunnel.Tunnel) (map[strin
 func TestGuardFirstEveryPass(t *testing.T) {
 	fb := &fakeBackend{upOnEnsure: true, status: map[string]backend.TunnelStatus{}}
 	clk := newClock()
-	r := New(guardingBackend{fakeBackend: fb}, slog.New(slog.DiscardHandler), Options{Now: clk.Now})
+	r := New(guardingBackend{fakeBackend: fb}, slog.New(slog.DiscardHandler), Options{Clock: clk})
 	ctx := context.Background()
 	r.SetDesired([]tunnel.Tunnel{geneve("tun", 1)})
 	r.Pass(ctx)
@@ -453,7 +454,7 @@ func TestGuardFirstEveryPass(t *testing.T) {
 func TestBlockedAndUnguardedSummaries(t *testing.T) {
 	fb := &fakeBackend{status: map[string]backend.TunnelStatus{}, ensureErr: errors.New("load CA /ca.pem: no such file")}
 	gb := guardingBackend{fakeBackend: fb, refuse: map[string]error{"flow0": errors.New("remote_ip \"flow\" is not an IP address")}}
-	r := New(gb, slog.New(slog.DiscardHandler), Options{Now: newClock().Now})
+	r := New(gb, slog.New(slog.DiscardHandler), Options{Clock: newClock()})
 	ctx := context.Background()
 	flow := geneve("flow0", 1)
 	flow.RemoteIP = "flow"
@@ -475,7 +476,7 @@ func TestBlockedAndUnguardedSummaries(t *testing.T) {
 	// A guard that could not be installed at all is named on every tunnel.
 	fb.status = map[string]backend.TunnelStatus{}
 	gb.guardErr = errors.New("ovs-ofctl: connection refused")
-	r2 := New(gb, slog.New(slog.DiscardHandler), Options{Now: newClock().Now})
+	r2 := New(gb, slog.New(slog.DiscardHandler), Options{Clock: newClock()})
 	r2.SetDesired([]tunnel.Tunnel{geneve("tun", 1)})
 	r2.Pass(ctx)
 	views, _ = r2.View()
@@ -536,7 +537,7 @@ func TestSummaryIsTyped(t *testing.T) {
 // connections) stays until the database has been read.
 func TestNoPassBeforeFirstDesiredSet(t *testing.T) {
 	fb := &fakeBackend{status: map[string]backend.TunnelStatus{}, loaded: []string{"leftover"}}
-	r := New(guardingBackend{fakeBackend: fb}, slog.New(slog.DiscardHandler), Options{Now: newClock().Now})
+	r := New(guardingBackend{fakeBackend: fb}, slog.New(slog.DiscardHandler), Options{Clock: newClock()})
 	r.Pass(context.Background())
 	if got := fb.takeCalls(); len(got) != 0 {
 		t.Fatalf("a pass before SetDesired called the backend: %v", got)

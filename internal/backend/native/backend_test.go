@@ -551,7 +551,6 @@ func TestResponderRekeyDefersOutbound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
-			r.now.Store(time.Unix(1700000000, 0).UnixNano()) // child() establishes at this time
 			if err := r.b.Ensure(ctx, geneveTunnel(1)); err != nil {
 				t.Fatal(err)
 			}

@@ -98,7 +98,7 @@ func TestFaultInjectionEnsureStaysBlocked(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				r := newRig(t)
-				rec := reconcile.New(r.b, slog.New(slog.DiscardHandler), reconcile.Options{Now: func() time.Time { return time.Unix(0, r.now.Load()) }})
+				rec := reconcile.New(r.b, slog.New(slog.DiscardHandler), reconcile.Options{Clock: r.clk})
 				victim := geneveTunnel(1)
 				if live {
 					// Up and carrying traffic under version 1.
@@ -155,7 +155,7 @@ func TestFaultInjectionRemoveStaysBlocked(t *testing.T) {
 	for _, failInstall := range []bool{false, true} {
 		t.Run("install fails="+map[bool]string{false: "no", true: "yes"}[failInstall], func(t *testing.T) {
 			r := newRig(t)
-			rec := reconcile.New(r.b, slog.New(slog.DiscardHandler), reconcile.Options{Now: func() time.Time { return time.Unix(0, r.now.Load()) }})
+			rec := reconcile.New(r.b, slog.New(slog.DiscardHandler), reconcile.Options{Clock: r.clk})
 			good := geneveTunnel(1)
 			rec.SetDesired([]tunnel.Tunnel{good})
 			rec.Pass(ctx)

@@ -1,11 +1,14 @@
 package native
 
 import (
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/ike"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -187,5 +190,46 @@ func TestStatusIsTyped(t *testing.T) {
 	want := "ovn-b-0-in-1: ESP SPIs 00001001_i 00002001_o, AES_GCM_16_256, encap none, in 0 pkts/0 bytes, out 0 pkts/0 bytes, drops none"
 	if !slices.Contains(s.Details, want) {
 		t.Errorf("details %q lack %q", s.Details, want)
+	}
+}
+
+// The sweeper runs on the backend's clock: late initiation happens when
+// the fake clock passes the peer grace, with no real waiting.
+func TestSweeperRunsOnTheClock(t *testing.T) {
+	clk := clocktest.New(time.Unix(1700000000, 0))
+	eng := newFakeIKE()
+	b, err := newBackend(Config{
+		Local: local, Bridge: "br-phy", PeerGrace: 10 * time.Second, Clock: clk, Sweep: time.Second,
+		NewIKE: func(c ike.Config) (IKE, error) { eng.handler = c.Handler; return eng, nil },
+		Creds:  fakeCreds{}, Log: slog.New(slog.DiscardHandler),
+	}, &fakeAtt{}, newChanDev(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(ctx, false) })
+	tt := geneveTunnel(1)
+	tt.RemoteIP = "198.51.100.0" // lower than ours: we wait for the peer
+	setAddrs(&tt)
+	if err := b.Ensure(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	initiated := func() int {
+		eng.mu.Lock()
+		defer eng.mu.Unlock()
+		return len(eng.initiated)
+	}
+	for range 9 {
+		clk.Advance(time.Second)
+	}
+	if n := initiated(); n != 0 {
+		t.Fatalf("initiated %d times within the grace", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for initiated() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper did not initiate after the grace on the fake clock")
+		}
+		clk.Advance(time.Second)
+		time.Sleep(5 * time.Millisecond)
 	}
 }

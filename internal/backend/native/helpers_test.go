@@ -15,10 +15,10 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike"
@@ -205,15 +205,14 @@ type rig struct {
 	eng *fakeIKE
 	att *fakeAtt
 	dev *chanDev
-	now atomic.Int64 // fake clock, Unix nanoseconds
+	clk *clocktest.Fake
 }
 
-func (r *rig) advance(d time.Duration) { r.now.Add(int64(d)) }
+func (r *rig) advance(d time.Duration) { r.clk.Advance(d) }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{eng: newFakeIKE(), att: &fakeAtt{}, dev: newChanDev()}
-	r.now.Store(time.Unix(1700000000, 0).UnixNano())
+	r := &rig{eng: newFakeIKE(), att: &fakeAtt{}, dev: newChanDev(), clk: clocktest.New(time.Unix(1700000000, 0))}
 	b, err := newBackend(Config{
 		Local: local, Bridge: "br-phy", RekeyGrace: time.Minute, PeerGrace: 10 * time.Second,
 		NewIKE: func(c ike.Config) (IKE, error) {
@@ -225,7 +224,7 @@ func newRig(t *testing.T) *rig {
 		},
 		Creds: fakeCreds{},
 		Log:   slog.New(slog.DiscardHandler),
-		Now:   func() time.Time { return time.Unix(0, r.now.Load()) },
+		Clock: r.clk, Sweep: -1, // tests step the sweep by hand
 	}, r.att, r.dev, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/datapath/esphook"
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
@@ -111,8 +112,12 @@ type Config struct {
 	// are enabled everywhere at once (the mesh bench); a crossing
 	// initiation is resolved by the IKE engine's nonce rule.
 	PeerGrace time.Duration
-	// Now tells the time (initiation grace); default time.Now.
-	Now func() time.Time
+	// Clock drives the sweeper, grace periods and SA lifetimes; default
+	// clock.Real.
+	Clock clock.Clock
+	// Sweep is how often lifetimes, grace periods and late initiations are
+	// checked; default 1 s. Negative: no sweeper (tests step it by hand).
+	Sweep time.Duration
 	// RekeyGrace is how long an inbound SA keeps accepting packets after
 	// it was replaced by a rekey; default 10 s.
 	RekeyGrace time.Duration
@@ -272,8 +277,9 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	if cfg.PeerGrace <= 0 {
 		cfg.PeerGrace = 3 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	cfg.Clock = clock.Or(cfg.Clock)
+	if cfg.Sweep == 0 {
+		cfg.Sweep = time.Second
 	}
 	var ownStore *creds.Store
 	if cfg.Creds == nil {
@@ -286,7 +292,7 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	if cfg.NewIKE == nil {
 		cfg.NewIKE = func(c ike.Config) (IKE, error) { return ike.New(c) }
 	}
-	table := esp.NewTable(nil)
+	table := esp.NewTable(cfg.Clock)
 	b := &Backend{
 		cfg:      cfg,
 		log:      cfg.Log.With("backend", "native"),
@@ -316,7 +322,9 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	b.goRun("packet loop", loop.Run)
 	b.goRun("br-phy watcher", att.Run)
 	b.goRun("IKE engine", eng.Run)
-	b.goRun("SA sweeper", b.sweep)
+	if cfg.Sweep > 0 {
+		b.goRun("SA sweeper", b.sweep)
+	}
 	b.goRun("SA rekeyer", b.rekeyer)
 	if w, ok := cfg.Creds.(CredWatcher); ok {
 		changes, cancel := w.Subscribe()
@@ -370,13 +378,13 @@ const demandRetry = 2 * time.Second
 
 // sweep applies SA lifetimes and ends grace periods once a second.
 func (b *Backend) sweep(ctx context.Context) error {
-	t := time.NewTicker(time.Second)
+	t := b.cfg.Clock.NewTicker(b.cfg.Sweep)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.C():
 			b.hook.Sweep()
 			b.promotePending()
 			b.initiateLate()
@@ -435,7 +443,7 @@ func (b *Backend) onSAEvent(ev esp.Event) {
 // we lost (we restarted and it did not notice). Our IKE_AUTH carries
 // INITIAL_CONTACT, so the peer then drops its stale SAs.
 func (b *Backend) initiateLate() {
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -560,7 +568,7 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 	if old, ok := b.tunnels[t.Name]; ok {
 		b.dropLocked(old)
 	}
-	st := &tunnelState{t: t, plan: p, children: map[esp.SPI]*childState{}, lastEvent: "configured", lastInit: b.cfg.Now()}
+	st := &tunnelState{t: t, plan: p, children: map[esp.SPI]*childState{}, lastEvent: "configured", lastInit: b.cfg.Clock.Now()}
 	b.tunnels[t.Name] = st
 	b.byPeer[p.peer.Name] = st
 	if err := b.applyPoliciesLocked(ctx); err != nil {

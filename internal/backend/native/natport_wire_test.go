@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike"
 )
@@ -20,8 +21,7 @@ import (
 // packet to the peer must leave sealed as ESP-in-UDP from 4500 to 44500;
 // before the fix the leak filter let only UDP to 4500 out, so nothing did.
 func TestNATPortESPInUDPLeavesOnTheWire(t *testing.T) {
-	r := &rig{eng: newFakeIKE(), att: &fakeAtt{}, dev: newChanDev()}
-	r.now.Store(time.Unix(1700000000, 0).UnixNano())
+	r := &rig{eng: newFakeIKE(), att: &fakeAtt{}, dev: newChanDev(), clk: clocktest.New(time.Unix(1700000000, 0))}
 	wire := newChanDev()
 	b, err := newBackend(Config{
 		Local: local, Bridge: "br-phy", RekeyGrace: time.Minute, PeerGrace: 10 * time.Second,
@@ -34,7 +34,7 @@ func TestNATPortESPInUDPLeavesOnTheWire(t *testing.T) {
 		},
 		Creds: fakeCreds{},
 		Log:   slog.New(slog.DiscardHandler),
-		Now:   func() time.Time { return time.Unix(0, r.now.Load()) },
+		Clock: r.clk, Sweep: -1,
 	}, r.att, r.dev, wire)
 	if err != nil {
 		t.Fatal(err)

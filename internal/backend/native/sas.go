@@ -199,7 +199,7 @@ func (b *Backend) deleteLocked(st *tunnelState, c ike.ChildSA) {
 // rekey of once the peer has sent under its inbound SA (so it has
 // installed the pair) or promoteAfter has passed.
 func (b *Backend) promotePending() {
-	now := b.cfg.Now()
+	now := b.cfg.Clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, st := range b.tunnels {
