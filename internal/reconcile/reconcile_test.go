@@ -86,7 +86,7 @@ func (f *fakeBackend) takeCalls() []string {
 type fakeClock struct{ *clocktest.Fake }
 
 func (c fakeClock) Add(d time.Duration) { c.Advance(d) }
-func newClock() fakeClock              { return fakeClock{clocktest.New(time.Unix(1_000_000, 0))} }
+func newClock() fakeClock               { return fakeClock{clocktest.New(time.Unix(1_000_000, 0))} }
 func geneve(name string, v int) tunnel.Tunnel {
 	return tunnel.Tunnel{Name: name, Version: v, State: tunnel.StateConfigured, Type: tunnel.TypeGeneve, RemoteIP: "192.0.2.2"}
 }

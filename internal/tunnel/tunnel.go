@@ -84,9 +84,9 @@ type Tunnel struct {
 	// leading ": ", when State is INVALID; empty otherwise.
 	Reason string
 
-	Type          Type
-	LocalIP       string // options:local_ip or DefaultRoute, as written
-	RemoteIP      string // options:remote_ip, as written
+	Type     Type
+	LocalIP  string // options:local_ip or DefaultRoute, as written
+	RemoteIP string // options:remote_ip, as written
 	// Local and Remote are LocalIP and RemoteIP parsed (IPv4-mapped IPv6
 	// unmapped); invalid when the option is not an address ("flow",
 	// DefaultRoute, empty).
