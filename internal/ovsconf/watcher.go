@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 
 	"github.com/go-logr/logr"
@@ -22,16 +23,6 @@ import (
 
 	"github.com/ovnsec/ovnsec/internal/ovsconf/vswitchd"
 )
-
-// Clock is the time source for back-off, coalescing and echo probes. Tests
-// inject a fake one; the default uses package time.
-type Clock interface {
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Defaults for the Options.
 const (
@@ -46,7 +37,7 @@ const (
 type Option func(*Watcher)
 
 // WithClock replaces the real clock (tests).
-func WithClock(c Clock) Option { return func(w *Watcher) { w.clock = c } }
+func WithClock(c clock.Clock) Option { return func(w *Watcher) { w.clock = c } }
 
 // WithBackoff sets the first and the largest delay between reconnection
 // attempts; the delay doubles after every failed attempt.
@@ -118,7 +109,7 @@ func WithTLSConfig(c *tls.Config) Option { return func(w *Watcher) { w.tls = c }
 type Watcher struct {
 	remote         string
 	log            *slog.Logger
-	clock          Clock
+	clock          clock.Clock
 	backoff        backoff
 	coalesce       time.Duration
 	probe          time.Duration
@@ -144,7 +135,7 @@ func New(remote string, logger *slog.Logger, opts ...Option) *Watcher {
 	w := &Watcher{
 		remote:         remote,
 		log:            logger,
-		clock:          realClock{},
+		clock:          clock.Real{},
 		backoff:        backoff{min: DefaultMinBackoff, max: DefaultMaxBackoff},
 		coalesce:       DefaultCoalesce,
 		probe:          DefaultProbeInterval,
@@ -225,7 +216,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-w.clock.After(delay):
+		case <-w.after(delay):
 		}
 	}
 }
@@ -326,7 +317,7 @@ func (w *Watcher) session(ctx context.Context, endpoint string) (established boo
 
 	var probe <-chan time.Time
 	if w.probe > 0 {
-		probe = w.clock.After(w.probe)
+		probe = w.after(w.probe)
 	}
 	for {
 		select {
@@ -341,7 +332,7 @@ func (w *Watcher) session(ctx context.Context, endpoint string) (established boo
 			if err != nil {
 				return true, fmt.Errorf("no echo reply within %v (server hung?): %w", w.probe, err)
 			}
-			probe = w.clock.After(w.probe)
+			probe = w.after(w.probe)
 		case <-dirty:
 			if w.coalesce > 0 {
 				select {
@@ -349,7 +340,7 @@ func (w *Watcher) session(ctx context.Context, endpoint string) (established boo
 					return true, ctx.Err()
 				case <-lost:
 					return true, errLost
-				case <-w.clock.After(w.coalesce):
+				case <-w.after(w.coalesce):
 				}
 				// Changes during the wait are part of this burst.
 				select {
@@ -412,3 +403,11 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
+
+// after delivers the time on the returned channel once d has passed on
+// the watcher's clock.
+func (w *Watcher) after(d time.Duration) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	w.clock.AfterFunc(d, func() { c <- w.clock.Now() })
+	return c
+}

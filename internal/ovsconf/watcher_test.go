@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -96,22 +97,6 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-// fakeClock hands every requested timer to the test, which fires it.
-type fakeClock struct{ timers chan fakeTimer }
-
-type fakeTimer struct {
-	d time.Duration
-	c chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{timers: make(chan fakeTimer, 64)} }
-
-func (f *fakeClock) After(d time.Duration) <-chan time.Time {
-	c := make(chan time.Time, 1)
-	f.timers <- fakeTimer{d, c}
-	return c
-}
-
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -134,44 +119,50 @@ func (s *syncBuffer) String() string {
 // exist and checks the retry delays, the log rate limiting, and that only a
 // context cancel ends Run.
 func TestRunRetriesWithBackoff(t *testing.T) {
-	clock := newFakeClock()
+	clk := clocktest.New(time.Unix(1700000000, 0))
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sock := filepath.Join(t.TempDir(), "missing.sock")
-	w := New("unix:"+sock, logger, WithClock(clock), WithProbeInterval(0))
+	w := New("unix:"+sock, logger, WithClock(clk), WithProbeInterval(0))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
 
+	// nextTimer waits until Run asks for a timer and returns its delay.
+	nextTimer := func(attempt int) time.Duration {
+		deadline := time.Now().Add(5 * time.Second)
+		for clk.Pending() == 0 {
+			select {
+			case err := <-errc:
+				t.Fatalf("Run returned on its own after %d attempts: %v", attempt-1, err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("attempt %d: no retry timer requested", attempt)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		next, _ := clk.Next()
+		return next.Sub(clk.Now())
+	}
 	want := []time.Duration{
 		100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
 		1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second,
 		5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second,
 	}
 	for i, d := range want {
-		select {
-		case tm := <-clock.timers:
-			if tm.d != d {
-				t.Fatalf("attempt %d: retry delay %v, want %v", i+1, tm.d, d)
-			}
-			if w.Connected() {
-				t.Fatalf("attempt %d: Connected() = true without a server", i+1)
-			}
-			tm.c <- time.Time{}
-		case err := <-errc:
-			t.Fatalf("Run returned on its own after %d attempts: %v", i, err)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("attempt %d: no retry timer requested", i+1)
+		if got := nextTimer(i + 1); got != d {
+			t.Fatalf("attempt %d: retry delay %v, want %v", i+1, got, d)
 		}
+		if w.Connected() {
+			t.Fatalf("attempt %d: Connected() = true without a server", i+1)
+		}
+		clk.Advance(d)
 	}
 	// Wait for the 14th attempt to be scheduled, then cancel while Run waits.
-	select {
-	case <-clock.timers:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no 14th retry")
-	}
+	nextTimer(14)
 	cancel()
 	select {
 	case err := <-errc:
