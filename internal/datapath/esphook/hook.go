@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 	"github.com/ovnsec/ovnsec/internal/esp"
 )
@@ -407,17 +408,17 @@ func (h *Hook) Outbound(frames []*ovsbridge.Frame) {
 func (h *Hook) outbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy) result {
 	in := &f.Info
 	if !f.Peer.Is4() || !in.Dst.Is4() || in.L3 > maxL2Header {
-		return dropNotIPv4
+		return dropped(drop.NotIPv4)
 	}
 	pol := pols[f.Peer]
 	if pol == nil {
-		return dropNoPolicy
+		return dropped(drop.NoPolicy)
 	}
 	if in.Src != pol.local || !pol.allows(in.Proto, in.DstPort) {
-		return dropPolicy
+		return dropped(drop.Policy)
 	}
 	if in.Fragment {
-		return dropFragment
+		return dropped(drop.Fragment)
 	}
 	sa := h.table.Outbound(f.Peer)
 	if sa == nil {
@@ -428,7 +429,7 @@ func (h *Hook) outbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy) res
 	off := f.Offset()
 	th := sa.TransportHeadroom()
 	if off < th || off+in.L3+in.L3Len > len(buf) {
-		return dropMalformed // cannot happen with ovsbridge's Headroom
+		return dropped(drop.Malformed) // cannot happen with ovsbridge's Headroom
 	}
 	ipStart := off + in.L3
 	// Move the Ethernet header to its new place first: the sealed packet
@@ -436,19 +437,14 @@ func (h *Hook) outbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy) res
 	copy(buf[off-th:ipStart-th], buf[off:ipStart])
 	out, err := sa.SealTransport4(buf[ipStart-th:], buf[ipStart:ipStart+in.L3Len])
 	if err != nil {
-		switch {
-		case errors.Is(err, esp.ErrExpired), errors.Is(err, esp.ErrSeqOverflow):
+		if errors.Is(err, esp.ErrExpired) || errors.Is(err, esp.ErrSeqOverflow) {
 			pol.demand.Add(1)
 			return resHeld // the frame is unchanged; a rekey installs a new SA
-		case errors.Is(err, esp.ErrFragment):
-			return dropFragment
-		case errors.Is(err, esp.ErrShortBuffer):
-			return dropTooBig
 		}
-		return dropMalformed
+		return dropped(drop.FromESP(err))
 	}
 	if !f.SetBounds(off-th, in.L3+len(out)) {
-		return dropTooBig
+		return dropped(drop.TooBig)
 	}
 	return resSealed
 }
@@ -476,67 +472,67 @@ func (h *Hook) Inbound(frames []*ovsbridge.Frame) {
 func (h *Hook) inbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy, bind map[esp.SPI]netip.Addr) result {
 	in := &f.Info
 	if !f.Peer.Is4() || !in.Src.Is4() || in.L3 > maxL2Header {
-		return dropNotIPv4
+		return dropped(drop.NotIPv4)
 	}
 	pol := pols[f.Peer]
 	if pol == nil {
-		return dropNoPolicy
+		return dropped(drop.NoPolicy)
 	}
 	if in.Dst != pol.local {
-		return dropPolicy
+		return dropped(drop.Policy)
 	}
 	b := f.Bytes()
 	if in.L3+in.L3Len > len(b) || in.L3Len < ipv4MinHeader {
-		return dropMalformed
+		return dropped(drop.Malformed)
 	}
 	ip := b[in.L3 : in.L3+in.L3Len]
 	ihl := int(ip[0]&0x0f) * 4
 	if ihl < ipv4MinHeader || ihl > len(ip) {
-		return dropMalformed
+		return dropped(drop.Malformed)
 	}
 	espOff := ihl
 	switch in.Proto {
 	case protoESP:
 	case protoUDP:
 		if in.DstPort != esp.NATTPort || len(ip) < ihl+udpHeader {
-			return dropPolicy
+			return dropped(drop.Policy)
 		}
 		if in.Fragment {
-			return dropFragment
+			return dropped(drop.Fragment)
 		}
 		switch esp.Classify4500(ip[ihl+udpHeader:]) {
 		case esp.KindIKE:
 			return resIKE
 		case esp.KindKeepalive:
-			return dropKeepalive
+			return dropped(drop.Keepalive)
 		case esp.KindESP:
 		default:
-			return dropMalformed
+			return dropped(drop.Malformed)
 		}
 		espOff += udpHeader
 	default:
-		return dropPolicy
+		return dropped(drop.Policy)
 	}
 	if in.Fragment {
-		return dropFragment
+		return dropped(drop.Fragment)
 	}
 	if len(ip) < espOff+esp.HeaderLen {
-		return dropMalformed
+		return dropped(drop.Malformed)
 	}
 	spi := esp.SPI(binary.BigEndian.Uint32(ip[espOff:]))
 	sa := h.table.Inbound(spi)
 	if sa == nil {
 		h.table.CountNoSA()
 		pol.demand.Add(1)
-		return dropNoSA
+		return dropped(drop.NoSA)
 	}
 	if owner, ok := bind[spi]; !ok || owner != f.Peer {
 		sa.CountPolicyDrop()
-		return dropWrongPeer
+		return dropped(drop.WrongPeer)
 	}
 	out, err := sa.OpenTransport4(ip)
 	if err != nil {
-		return openError(err)
+		return dropped(drop.FromESP(err))
 	}
 	// The decrypted packet keeps the outer header: same addresses, the
 	// protocol now the one ESP carried.
@@ -546,39 +542,21 @@ func (h *Hook) inbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy, bind
 		ohl := int(out[0]&0x0f) * 4
 		if len(out) < ohl+udpHeader {
 			sa.CountPolicyDrop()
-			return dropInnerPolicy
+			return dropped(drop.InnerPolicy)
 		}
 		dport = binary.BigEndian.Uint16(out[ohl+2:])
 	}
 	if !pol.allows(proto, dport) {
 		sa.CountPolicyDrop()
-		return dropInnerPolicy
+		return dropped(drop.InnerPolicy)
 	}
 	shift := cap(ip) - cap(out) // how far the IP header moved forward
 	off := f.Offset()
 	copy(f.Buffer()[off+shift:off+shift+in.L3], f.Buffer()[off:off+in.L3])
 	if !f.SetBounds(off+shift, in.L3+len(out)) {
-		return dropMalformed
+		return dropped(drop.Malformed)
 	}
 	return resOpened
-}
-
-func openError(err error) result {
-	switch {
-	case errors.Is(err, esp.ErrReplay):
-		return dropReplay
-	case errors.Is(err, esp.ErrAuth):
-		return dropAuth
-	case errors.Is(err, esp.ErrExpired):
-		return dropExpired
-	case errors.Is(err, esp.ErrPolicy):
-		return dropPolicy
-	case errors.Is(err, esp.ErrDummy):
-		return dropDummy
-	case errors.Is(err, esp.ErrFragment):
-		return dropFragment
-	}
-	return dropMalformed
 }
 
 var _ ovsbridge.Hook = (*Hook)(nil)

@@ -188,6 +188,11 @@ func TestInboundDrops(t *testing.T) {
 			}
 			return w
 		}, "drop_replay", false},
+		{"inbound SA closed", ovsbridge.EncapNone, func(t *testing.T, a, b *node) []byte {
+			w := seal(t, a, geneve())
+			b.h.Table().Inbound(0x1001).Close()
+			return w
+		}, "drop_expired", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
