@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
+
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/esp/esptest"
 )
@@ -78,21 +80,21 @@ func TestTxDrops(t *testing.T) {
 		name  string
 		setup func(t *testing.T, s *side)
 		pkt   []byte
-		want  Reason
+		want  drop.Reason
 	}{
-		{"no route", nil, ip4(innerA, netip.MustParseAddr("198.51.100.1"), 60), DropNoRoute},
-		{"malformed", nil, []byte{0x45, 0, 0, 10}, DropMalformed},
-		{"not ip", nil, bytes.Repeat([]byte{0x10}, 40), DropMalformed},
-		{"no SA, not held (too big)", func(t *testing.T, s *side) { s.table.RemoveOutbound(underB) }, ip4(innerA, innerB, holdMaxPacket+1), DropNoSA},
-		{"closed SA", func(t *testing.T, s *side) { s.table.Outbound(underB).Close() }, ip4(innerA, innerB, 60), DropLifetime},
+		{"no route", nil, ip4(innerA, netip.MustParseAddr("198.51.100.1"), 60), drop.NoPeer},
+		{"malformed", nil, []byte{0x45, 0, 0, 10}, drop.Malformed},
+		{"not ip", nil, bytes.Repeat([]byte{0x10}, 40), drop.Malformed},
+		{"no SA, not held (too big)", func(t *testing.T, s *side) { s.table.RemoveOutbound(underB) }, ip4(innerA, innerB, holdMaxPacket+1), drop.NoSA},
+		{"closed SA", func(t *testing.T, s *side) { s.table.Outbound(underB).Close() }, ip4(innerA, innerB, 60), drop.Expired},
 		{"transport SA", func(t *testing.T, s *side) {
 			out, _ := esptest.Pair(t, esp.Config{SPI: 0x3003, Mode: esp.Transport, Encap: esp.Encap{Type: esp.EncapUDP, SrcPort: 4500, DstPort: 4500}})
 			s.table.SetOutbound(underB, out)
-		}, ip4(innerA, innerB, 60), DropPolicy},
+		}, ip4(innerA, innerB, 60), drop.Policy},
 		{"plain ESP SA", func(t *testing.T, s *side) {
 			out, _ := esptest.Pair(t, esp.Config{SPI: 0x3003, Mode: esp.Tunnel})
 			s.table.SetOutbound(underB, out)
-		}, ip4(innerA, innerB, 60), DropPolicy},
+		}, ip4(innerA, innerB, 60), drop.Policy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			A, _ := newSides(t, nil, nil, nil, nil)
@@ -103,7 +105,7 @@ func TestTxDrops(t *testing.T) {
 				t.Fatalf("packet was sealed")
 			}
 			st := A.a.Stats()
-			for r := range numReasons {
+			for r := range drop.NumReasons {
 				want := uint64(0)
 				if r == tc.want {
 					want = 1
@@ -125,7 +127,7 @@ func TestRxDrops(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		bad   func(t *testing.T, A, B *side) []byte
-		want  Reason
+		want  drop.Reason
 		check func(t *testing.T, B *side)
 	}{
 		{"replay", func(t *testing.T, A, B *side) []byte {
@@ -134,7 +136,7 @@ func TestRxDrops(t *testing.T) {
 				t.Fatal("first copy refused")
 			}
 			return d
-		}, DropReplay, func(t *testing.T, B *side) {
+		}, drop.Replay, func(t *testing.T, B *side) {
 			if B.table.Inbound(spiAB).Stats().DropReplay != 1 {
 				t.Error("SA did not count the replay")
 			}
@@ -143,7 +145,7 @@ func TestRxDrops(t *testing.T) {
 			d := A.seal(t, ip4(innerA, innerB, 100))[0].Buf
 			d[40] ^= 0x01
 			return d
-		}, DropAuth, func(t *testing.T, B *side) {
+		}, drop.Auth, func(t *testing.T, B *side) {
 			if B.table.Inbound(spiAB).Stats().DropAuth != 1 {
 				t.Error("SA did not count the auth failure")
 			}
@@ -152,7 +154,7 @@ func TestRxDrops(t *testing.T) {
 			d := A.seal(t, ip4(innerA, innerB, 100))[0].Buf
 			binary.BigEndian.PutUint32(d, 0xdead)
 			return d
-		}, DropNoSA, func(t *testing.T, B *side) {
+		}, drop.NoSA, func(t *testing.T, B *side) {
 			if B.table.Stats().NoSA != 1 {
 				t.Error("table did not count the unknown SPI")
 			}
@@ -161,7 +163,7 @@ func TestRxDrops(t *testing.T) {
 			// A is allowed to send to B but claims a source that is
 			// not behind A.
 			return A.seal(t, ip4(netip.MustParseAddr("203.0.113.77"), innerB, 100))[0].Buf
-		}, DropPolicy, func(t *testing.T, B *side) {
+		}, drop.InnerPolicy, func(t *testing.T, B *side) {
 			if B.table.Inbound(spiAB).Stats().DropPolicy != 1 {
 				t.Error("SA did not count the policy drop")
 			}
@@ -178,11 +180,47 @@ func TestRxDrops(t *testing.T) {
 			d := A.seal(t, ip4(innerA, innerB, 100))[0].Buf
 			A.table.SetOutbound(underB, good)
 			return d
-		}, DropPolicy, nil},
+		}, drop.WrongPeer, nil},
+		{"transport-mode SA", func(t *testing.T, A, B *side) []byte {
+			// The attachment carries tunnel mode only; an SA of
+			// another mode in its table is refused after Open.
+			out, in := esptest.Pair(t, esp.Config{SPI: 0x5005, Mode: esp.Transport})
+			if err := B.table.AddInbound(in); err != nil {
+				t.Fatal(err)
+			}
+			d, err := out.Seal(make([]byte, 200), ip4(innerA, innerB, 60), esp.ProtoIPv4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, drop.Policy, func(t *testing.T, B *side) {
+			if B.table.Inbound(0x5005).Stats().DropPolicy != 1 {
+				t.Error("SA did not count the policy drop")
+			}
+		}},
+		{"inbound SA closed", func(t *testing.T, A, B *side) []byte {
+			d := A.seal(t, ip4(innerA, innerB, 100))[0].Buf
+			old := B.table.Inbound(spiAB)
+			// The good packet goes under fresh SAs; d meets the closed one.
+			cfg := esp.Config{Mode: esp.Tunnel, Encap: esp.Encap{Type: esp.EncapUDP, SrcPort: 4500, DstPort: 4500}}
+			aOut, aIn, bOut, bIn := esptest.Peers(t, cfg, 0x7007, 0x8008)
+			if err := A.a.Install(underB, aIn, aOut); err != nil {
+				t.Fatal(err)
+			}
+			if err := B.a.Install(underA, bIn, bOut); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+			return d
+		}, drop.Expired, func(t *testing.T, B *side) {
+			if B.table.Inbound(spiAB).Stats().DropLifetime != 1 {
+				t.Error("SA did not count the expired drop")
+			}
+		}},
 		{"truncated", func(t *testing.T, A, B *side) []byte {
 			return A.seal(t, ip4(innerA, innerB, 100))[0].Buf[:30]
-		}, DropMalformed, nil},
-		{"too short to classify", func(t *testing.T, A, B *side) []byte { return []byte{1, 2, 3} }, DropMalformed, nil},
+		}, drop.Malformed, nil},
+		{"too short to classify", func(t *testing.T, A, B *side) []byte { return []byte{1, 2, 3} }, drop.Malformed, nil},
 		{"dummy", func(t *testing.T, A, B *side) []byte {
 			sa := A.table.Outbound(underB)
 			d, err := sa.Seal(make([]byte, 200), []byte("dummy payload"), esp.ProtoNone)
@@ -190,7 +228,7 @@ func TestRxDrops(t *testing.T) {
 				t.Fatal(err)
 			}
 			return d
-		}, DropDummy, nil},
+		}, drop.Dummy, nil},
 		{"inner not IP", func(t *testing.T, A, B *side) []byte {
 			sa := A.table.Outbound(underB)
 			d, err := sa.Seal(make([]byte, 200), bytes.Repeat([]byte{0x45}, 40), esp.ProtoIPv4)
@@ -198,7 +236,7 @@ func TestRxDrops(t *testing.T) {
 				t.Fatal(err)
 			}
 			return d
-		}, DropMalformed, nil},
+		}, drop.Malformed, nil},
 		{"next header says UDP", func(t *testing.T, A, B *side) []byte {
 			sa := A.table.Outbound(underB)
 			d, err := sa.Seal(make([]byte, 200), ip4(innerA, innerB, 60), esp.ProtoUDP)
@@ -206,7 +244,7 @@ func TestRxDrops(t *testing.T) {
 				t.Fatal(err)
 			}
 			return d
-		}, DropPolicy, nil},
+		}, drop.InnerPolicy, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			A, B := newSides(t, nil, nil, nil, nil)
@@ -221,7 +259,7 @@ func TestRxDrops(t *testing.T) {
 				t.Fatalf("good packet in the batch: got %d packets", len(got))
 			}
 			st := B.a.Stats()
-			for r := range numReasons {
+			for r := range drop.NumReasons {
 				want := before.RxDropped(r)
 				if r == tc.want {
 					want++
@@ -260,7 +298,7 @@ func TestIKEAndKeepalive(t *testing.T) {
 	if st.IKE != 1 || st.Keepalives != 1 || st.RxPackets != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	for r := range numReasons {
+	for r := range drop.NumReasons {
 		if st.RxDropped(r) != 0 {
 			t.Errorf("drops[%v] = %d", r, st.RxDropped(r))
 		}
@@ -471,6 +509,55 @@ func TestBatchNoAlloc(t *testing.T) {
 	}
 }
 
+// TestDropBatchNoAlloc: the drop path allocates nothing either: a batch
+// of replayed and forged datagrams is mapped with drop.FromESP and counted
+// under drop's names.
+func TestDropBatchNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	A, B := newSides(t, nil, nil, nil, nil)
+	B.dev.record = false
+	const n = 64
+	pkts := make([][]byte, n)
+	for i := range pkts {
+		pkts[i] = ip4(innerA, innerB, 200)
+	}
+	// Half the batch is replays of packets B accepted, half forgeries
+	// of packets it never saw (a replay is refused before the ICV check).
+	var dgrams [][]byte
+	for _, m := range A.seal(t, pkts[:n/2]...) {
+		dgrams = append(dgrams, m.Buf)
+	}
+	B.open(t, underA, dgrams...)
+	if len(dgrams) != n/2 || B.a.Stats().RxPackets != n/2 {
+		t.Fatalf("%d sealed, stats %+v", len(dgrams), B.a.Stats())
+	}
+	for _, m := range A.seal(t, pkts[n/2:]...) {
+		m.Buf[len(m.Buf)-1] ^= 0x80 // forged ICV
+		dgrams = append(dgrams, m.Buf)
+	}
+	r := B.a.rx
+	runs := 0
+	allocs := testing.AllocsPerRun(50, func() {
+		runs++
+		for i, d := range dgrams {
+			r.msgs[i].N = copy(r.rbufs[i], d)
+		}
+		if B.a.openBatch(r, n); r.c.packets != 0 {
+			t.Fatal("a replayed or forged packet was accepted")
+		}
+		B.a.rxc.add(&r.c)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per batch of drops, want 0", allocs)
+	}
+	got := B.a.Stats().RxDrops.Map()
+	if want := uint64(runs * n / 2); got["drop_replay"] != want || got["drop_auth"] != want || len(got) != 2 {
+		t.Fatalf("drops %v, want %d drop_replay and drop_auth", got, want)
+	}
+}
+
 // TestOpenBatchGRO delivers GRO-coalesced messages (several datagrams in
 // one buffer, the last shorter) and more packets than the device batch
 // holds, so the packet buffers are flushed mid-batch.
@@ -562,8 +649,8 @@ func TestPeerRemovedAndBack(t *testing.T) {
 	if B.table.Inbound(spiAB) != nil || B.table.Outbound(underA) != nil || len(B.a.bind) != 0 {
 		t.Fatal("SAs or bindings left after RemoveSAs")
 	}
-	before := B.a.Stats().RxDropped(DropNoSA)
-	if got := B.open(t, underA, A.seal(t, ip4(innerA, innerB, 80))[0].Buf); len(got) != 0 || B.a.Stats().RxDropped(DropNoSA) != before+1 {
+	before := B.a.Stats().RxDropped(drop.NoSA)
+	if got := B.open(t, underA, A.seal(t, ip4(innerA, innerB, 80))[0].Buf); len(got) != 0 || B.a.Stats().RxDropped(drop.NoSA) != before+1 {
 		t.Fatal("packet for a removed SA not dropped as no-SA")
 	}
 }
@@ -598,8 +685,8 @@ func TestHoldQueue(t *testing.T) {
 				t.Fatal("sealed without an SA")
 			}
 			st := A.a.Stats()
-			if st.TxDropped(DropNoSA) != uint64(tc.wantDrop) || len(acquired) != tc.acquires {
-				t.Fatalf("no-SA drops %d (want %d), acquires %v (want %d)", st.TxDropped(DropNoSA), tc.wantDrop, acquired, tc.acquires)
+			if st.TxDropped(drop.NoSA) != uint64(tc.wantDrop) || len(acquired) != tc.acquires {
+				t.Fatalf("no-SA drops %d (want %d), acquires %v (want %d)", st.TxDropped(drop.NoSA), tc.wantDrop, acquired, tc.acquires)
 			}
 			for _, p := range acquired {
 				if p != underB {
@@ -708,7 +795,7 @@ func TestHoldRacesInstall(t *testing.T) {
 	deadline := time.After(10 * time.Second)
 	for {
 		st := A.a.Stats()
-		if delivered+int(st.TxDropped(DropNoSA)) == total {
+		if delivered+int(st.TxDropped(drop.NoSA)) == total {
 			break
 		}
 		select {
@@ -716,7 +803,7 @@ func TestHoldRacesInstall(t *testing.T) {
 			delivered++
 		case <-time.After(10 * time.Millisecond):
 		case <-deadline:
-			t.Fatalf("delivered %d, dropped %d of %d; held now %d; A %+v", delivered, st.TxDropped(DropNoSA), total, A.a.hold.len(), st)
+			t.Fatalf("delivered %d, dropped %d of %d; held now %d; A %+v", delivered, st.TxDropped(drop.NoSA), total, A.a.hold.len(), st)
 		}
 	}
 	if A.a.hold.len() != 0 || delivered < total/2 {

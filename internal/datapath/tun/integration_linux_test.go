@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/ovnsec/ovnsec/internal/esp"
@@ -296,13 +298,13 @@ func TestIntegrationNetns(t *testing.T) {
 	forged := []struct {
 		name   string
 		mutate func([]byte)
-		reason Reason
+		reason drop.Reason
 	}{
-		{"replay", func([]byte) {}, DropReplay},
+		{"replay", func([]byte) {}, drop.Replay},
 		// Sequence number pushed far ahead (passes the window, so the
 		// ICV decides) and one ciphertext bit flipped.
-		{"flipped bit", func(p []byte) { p[4] ^= 0x40; p[20] ^= 0x01 }, DropAuth},
-		{"unknown SPI", func(p []byte) { binary.BigEndian.PutUint32(p, 0xdead0000) }, DropNoSA},
+		{"flipped bit", func(p []byte) { p[4] ^= 0x40; p[20] ^= 0x01 }, drop.Auth},
+		{"unknown SPI", func(p []byte) { binary.BigEndian.PutUint32(p, 0xdead0000) }, drop.NoSA},
 	}
 	for _, f := range forged {
 		t.Run(f.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 	"github.com/ovnsec/ovnsec/internal/esp"
 )
 
@@ -123,7 +124,7 @@ func (a *Attachment) release(peer netip.Addr) {
 	q.drainLocked(peer, func(buf, pkt []byte) {
 		out, err := sealOne(sa, buf, pkt)
 		if err != nil {
-			c.drops[classify(err)]++
+			c.drops[drop.FromESP(err)]++
 			return
 		}
 		q.msgs[k] = Message{Buf: out, Addr: netip.AddrPortFrom(peer, sa.Encap().DstPort)}
@@ -137,7 +138,7 @@ func (a *Attachment) release(peer netip.Addr) {
 		a.sendMu.Lock()
 		sent, _ := a.conn.WriteBatch(q.msgs[:k])
 		a.sendMu.Unlock()
-		c.drops[DropSend] += uint64(k - sent)
+		c.drops[drop.Send] += uint64(k - sent)
 	}
 	a.txc.add(&c)
 }

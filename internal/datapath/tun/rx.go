@@ -9,6 +9,7 @@ package tun
 import (
 	"fmt"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 	"github.com/ovnsec/ovnsec/internal/esp"
 )
 
@@ -77,7 +78,7 @@ func (a *Attachment) openBatch(r *rxState, n int) {
 			seg = len(b)
 		}
 		if len(b) == 0 {
-			r.c.drops[DropMalformed]++
+			r.c.drops[drop.Malformed]++
 			continue
 		}
 		for off := 0; off < len(b); off += seg {
@@ -106,30 +107,40 @@ func (a *Attachment) openOne(r *rxState, pol *policy, m *Message, d []byte) {
 		r.c.keepalives++
 		return
 	default:
-		r.c.drops[DropMalformed]++
+		r.c.drops[drop.Malformed]++
 		return
 	}
 	buf := r.pbufs[r.k]
 	pt, nh, sa, err := a.table.Open(buf[rxOffset:rxOffset], d)
 	if err != nil {
-		r.c.drops[classify(err)]++
+		r.c.drops[drop.FromESP(err)]++
 		return
 	}
 	// pt starts at buf[rxOffset].
-	if sa.Mode() != esp.Tunnel || (nh != esp.ProtoIPv4 && nh != esp.ProtoIPv6) {
+	if sa.Mode() != esp.Tunnel {
 		sa.CountPolicyDrop()
-		r.c.drops[DropPolicy]++
+		r.c.drops[drop.Policy]++
+		return
+	}
+	if nh != esp.ProtoIPv4 && nh != esp.ProtoIPv6 {
+		sa.CountPolicyDrop()
+		r.c.drops[drop.InnerPolicy]++
 		return
 	}
 	src, _, plen, ok := innerAddrs(pt)
 	if !ok || (pt[0]>>4 == 4) != (nh == esp.ProtoIPv4) {
-		r.c.drops[DropMalformed]++
+		r.c.drops[drop.Malformed]++
 		return
 	}
 	p, bound := pol.bySPI[sa.SPI()]
-	if !bound || !pol.allowed(p, src) {
+	if !bound {
 		sa.CountPolicyDrop()
-		r.c.drops[DropPolicy]++
+		r.c.drops[drop.WrongPeer]++
+		return
+	}
+	if !pol.allowed(p, src) {
+		sa.CountPolicyDrop()
+		r.c.drops[drop.InnerPolicy]++
 		return
 	}
 	// Trim TFC padding (RFC 4303 §2.7) after the inner packet.
@@ -146,7 +157,7 @@ func (a *Attachment) flushRx(r *rxState) {
 	if _, err := a.dev.Write(r.wbufs[:k], rxOffset); err != nil && !a.closed.Load() {
 		// The device reports one joined error for the batch, not
 		// which packets failed.
-		r.c.drops[DropDevice]++
+		r.c.drops[drop.Device]++
 		a.log.Debug("tun attachment: device write failed", "packets", k, "err", err)
 	}
 }

@@ -4,55 +4,41 @@
 
 package tun
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// Reason is why the attachment dropped a packet.
-type Reason uint8
-
-// Drop reasons. The ESP engine counts its own drops per SA as well (see
-// esp.Stats); these are the attachment's view, by direction of travel.
-const (
-	DropNoRoute   Reason = iota // outbound: destination behind no peer
-	DropNoSA                    // no SA: outbound none for the peer (not held, or pushed out of the hold queue), inbound unknown SPI
-	DropPolicy                  // SA mode/encapsulation mismatch, inner source outside the peer's subnets, unbound SPI
-	DropReplay                  // inbound: replayed or too old
-	DropAuth                    // inbound: integrity check (ICV) failed
-	DropMalformed               // not IPv4/IPv6, truncated, bad padding, unusable UDP payload
-	DropLifetime                // SA expired or closed
-	DropTooBig                  // outbound: packet does not fit the buffer or the underlay
-	DropSend                    // underlay send failed
-	DropDevice                  // TUN write failed
-	DropDummy                   // inbound: authentic dummy packet (RFC 4303 §2.6), discarded by design
-	numReasons
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 )
 
-var reasonNames = [numReasons]string{
-	DropNoRoute:   "no-route",
-	DropNoSA:      "no-sa",
-	DropPolicy:    "policy",
-	DropReplay:    "replay",
-	DropAuth:      "auth",
-	DropMalformed: "malformed",
-	DropLifetime:  "lifetime",
-	DropTooBig:    "too-big",
-	DropSend:      "send",
-	DropDevice:    "device",
-	DropDummy:     "dummy",
-}
+// Reason is why the attachment dropped a packet: the reasons every packet
+// path shares (drop.Reason). The ESP engine counts its own drops per SA as
+// well (see esp.Stats); the attachment's are by direction of travel.
+//
+// Outbound: Malformed (not IPv4/IPv6, truncated), NoPeer (destination
+// behind no peer), NoSA (no SA and not held, or pushed out of the hold
+// queue), Policy (SA mode or encapsulation mismatch), Expired, SeqOverflow,
+// TooBig, Send (underlay send failed).
+//
+// Inbound: Malformed (truncated, bad padding, unusable UDP payload, an
+// inner packet that does not parse as the IP version its next header
+// says), NoSA (unknown SPI), WrongPeer (SA bound to no peer), Policy (SA
+// mode mismatch), InnerPolicy (next header not IPv4/IPv6, or the inner
+// source outside the peer's subnets), Replay, Auth, Expired, Dummy
+// (authentic dummy packet, RFC 4303 section 2.6, discarded by design),
+// Device (TUN write failed).
+type Reason = drop.Reason
 
-func (r Reason) String() string {
-	if r < numReasons {
-		return reasonNames[r]
-	}
-	return "reason(?)"
-}
+// DropReplay is drop.Replay.
+//
+// Deprecated: use drop.Replay; kept while cmd/ovnsec-esp's test names it.
+const DropReplay = drop.Replay
 
 // Stats is a snapshot of an attachment's counters. Bytes are inner
 // (plaintext) packet bytes.
 type Stats struct {
 	// Outbound: read from the TUN device, sealed and handed to the
 	// underlay socket; those the socket refused are also in
-	// TxDrops[DropSend].
+	// TxDrops[drop.Send].
 	TxPackets, TxBytes uint64
 	// Inbound: opened and written to the TUN device.
 	RxPackets, RxBytes uint64
@@ -66,8 +52,9 @@ type Stats struct {
 	// that returned packets; packets per batch shows how well batching
 	// and offloads work.
 	TxBatches, RxBatches uint64
-	// TxDrops and RxDrops count drops by reason (index with a Reason).
-	TxDrops, RxDrops [numReasons]uint64
+	// TxDrops and RxDrops count drops by reason (index with a
+	// drop.Reason; Map gives them by name).
+	TxDrops, RxDrops drop.Counts
 }
 
 // TxDropped returns the outbound drops for one reason.
@@ -82,7 +69,7 @@ type counts struct {
 	packets, bytes  uint64
 	ike, keepalives uint64
 	held            uint64
-	drops           [numReasons]uint64
+	drops           drop.Counts
 }
 
 func (c *counts) reset() { *c = counts{} }
@@ -91,7 +78,7 @@ func (c *counts) reset() { *c = counts{} }
 type dirCounters struct {
 	packets, bytes, batches atomic.Uint64
 	ike, keepalives, held   atomic.Uint64
-	drops                   [numReasons]atomic.Uint64
+	drops                   drop.Counters
 	_                       [64]byte // keep the two directions on separate cache lines
 }
 
@@ -109,16 +96,5 @@ func (d *dirCounters) add(c *counts) {
 	if c.keepalives != 0 {
 		d.keepalives.Add(c.keepalives)
 	}
-	for i, n := range c.drops {
-		if n != 0 {
-			d.drops[i].Add(n)
-		}
-	}
-}
-
-func (d *dirCounters) dropSnapshot() (out [numReasons]uint64) {
-	for i := range d.drops {
-		out[i] = d.drops[i].Load()
-	}
-	return out
+	d.drops.AddCounts(&c.drops)
 }

@@ -397,8 +397,8 @@ func (a *Attachment) Stats() Stats {
 		IKE:        a.rxc.ike.Load(),
 		Held:       a.txc.held.Load(),
 		Keepalives: a.rxc.keepalives.Load(),
-		TxDrops:    a.txc.dropSnapshot(),
-		RxDrops:    a.rxc.dropSnapshot(),
+		TxDrops:    a.txc.drops.Load(),
+		RxDrops:    a.rxc.drops.Load(),
 	}
 }
 
@@ -442,25 +442,4 @@ func (a *Attachment) close() error {
 		err = errors.Join(a.dev.Close(), a.conn.Close())
 	})
 	return err
-}
-
-// classify maps an ESP engine error to a drop reason.
-func classify(err error) Reason {
-	switch {
-	case errors.Is(err, esp.ErrNoSA):
-		return DropNoSA
-	case errors.Is(err, esp.ErrReplay):
-		return DropReplay
-	case errors.Is(err, esp.ErrAuth):
-		return DropAuth
-	case errors.Is(err, esp.ErrExpired), errors.Is(err, esp.ErrSeqOverflow):
-		return DropLifetime
-	case errors.Is(err, esp.ErrDummy):
-		return DropDummy
-	case errors.Is(err, esp.ErrShortBuffer):
-		return DropTooBig
-	case errors.Is(err, esp.ErrPolicy), errors.Is(err, esp.ErrDirection):
-		return DropPolicy
-	}
-	return DropMalformed
 }

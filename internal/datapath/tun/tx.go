@@ -11,6 +11,8 @@ import (
 	"net/netip"
 
 	wgtun "golang.zx2c4.com/wireguard/tun"
+
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 )
 
 // txState is the outbound goroutine's buffers, allocated once.
@@ -46,7 +48,7 @@ func (a *Attachment) runTx() error {
 			// the rest is lost, TCP retransmits it.
 			t := a.tx
 			t.c.reset()
-			t.c.drops[DropTooBig]++
+			t.c.drops[drop.TooBig]++
 			a.txc.add(&t.c)
 			continue
 		}
@@ -65,7 +67,7 @@ func (a *Attachment) txStep() error {
 			sent, werr := a.conn.WriteBatch(t.msgs[:k])
 			a.sendMu.Unlock()
 			if sent < k {
-				t.c.drops[DropSend] += uint64(k - sent)
+				t.c.drops[drop.Send] += uint64(k - sent)
 				if werr != nil && !a.closed.Load() {
 					a.log.Debug("tun attachment: underlay send failed", "dropped", k-sent, "err", werr)
 				}
@@ -89,13 +91,13 @@ func (a *Attachment) sealBatch(t *txState, n int) int {
 		pkt := buf[txOffset : txOffset+t.sizes[i]]
 		_, dst, plen, ok := innerAddrs(pkt)
 		if !ok {
-			t.c.drops[DropMalformed]++
+			t.c.drops[drop.Malformed]++
 			continue
 		}
 		pkt = pkt[:plen]
 		p := pol.route(dst)
 		if p < 0 {
-			t.c.drops[DropNoRoute]++
+			t.c.drops[drop.NoPeer]++
 			continue
 		}
 		peer := pol.peers[p].Addr
@@ -106,7 +108,7 @@ func (a *Attachment) sealBatch(t *txState, n int) int {
 		}
 		out, err := sealOne(sa, buf, pkt)
 		if err != nil {
-			t.c.drops[classify(err)]++
+			t.c.drops[drop.FromESP(err)]++
 			continue
 		}
 		t.msgs[k] = Message{Buf: out, Addr: netip.AddrPortFrom(peer, sa.Encap().DstPort)}
@@ -126,7 +128,7 @@ func (a *Attachment) noSA(t *txState, peer netip.Addr, pkt []byte) {
 	}
 	if evicted || !ok {
 		a.table.CountNoSA()
-		t.c.drops[DropNoSA]++
+		t.c.drops[drop.NoSA]++
 	}
 	if ok {
 		t.c.held++
