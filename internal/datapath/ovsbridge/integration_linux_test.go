@@ -27,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/ovnsec/ovnsec/internal/testenv"
@@ -578,10 +580,10 @@ func testTwoHosts(t *testing.T, kind PortKind, direct bool) {
 				t.Errorf("%s: %d packets through %v flows with direct=%v", h.name, toNIC, KindToNIC, direct)
 			}
 			s := h.loop.Stats()
-			// DropUnknown/DropMalformed stay 0: ARP broadcasts on br-phy
-			// never reach the engine port (no-flood).
+			// No drops (no-peer and malformed included): ARP broadcasts
+			// on br-phy never reach the engine port (no-flood).
 			if s.OutFrames == 0 || s.InFrames == 0 || s.OutWritten != s.OutFrames || s.InWritten != s.InFrames ||
-				s.DropUnknown != 0 || s.DropMalformed != 0 || s.DropLeak != 0 {
+				s.Drops.Total() != 0 {
 				t.Errorf("%s: loop stats %+v", h.name, s)
 			}
 			t.Logf("%s: loop %+v", h.name, s)
@@ -679,8 +681,8 @@ func testTwoHosts(t *testing.T, kind PortKind, direct bool) {
 		// Without direct OVS's engine-leak rule drops it; with direct the
 		// loop's wire check does, before it reaches the NIC.
 		if direct {
-			if s := a.loop.Stats(); s.DropLeak == 0 || c[KindDropEngineLeak].Packets != 0 {
-				t.Errorf("direct: loop leak drops %d, OVS engine-leak drops %d; want >0 and 0", s.DropLeak, c[KindDropEngineLeak].Packets)
+			if s := a.loop.Stats(); s.Drops[drop.Leak] == 0 || c[KindDropEngineLeak].Packets != 0 {
+				t.Errorf("direct: loop leak drops %d, OVS engine-leak drops %d; want >0 and 0", s.Drops[drop.Leak], c[KindDropEngineLeak].Packets)
 			}
 		} else if c[KindDropEngineLeak].Packets == 0 {
 			t.Errorf("engine-leak drop rule counted nothing: %+v", c)
@@ -721,8 +723,8 @@ func testTwoHosts(t *testing.T, kind PortKind, direct bool) {
 		kinds := []Kind{KindSteerOut, KindSteerIn, KindToLocal}
 		if !direct {
 			kinds = append(kinds, KindToNIC)
-		} else if s := a.loop.Stats(); s.OutWritten == 0 || s.DropLeak != 0 {
-			t.Errorf("direct: loop wrote %d frames to the NIC, %d leak drops", s.OutWritten, s.DropLeak)
+		} else if s := a.loop.Stats(); s.OutWritten == 0 || s.Drops[drop.Leak] != 0 {
+			t.Errorf("direct: loop wrote %d frames to the NIC, %d leak drops", s.OutWritten, s.Drops[drop.Leak])
 		}
 		for _, k := range kinds {
 			if after[k].Packets <= before[k].Packets {

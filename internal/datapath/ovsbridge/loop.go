@@ -18,6 +18,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 )
 
 // Device is the engine port as the loop sees it. TAP and PacketPort
@@ -49,7 +51,7 @@ type LoopConfig struct {
 	// more: only ESP addressed to the frame's peer is sent, as IP protocol
 	// 50 or, for a peer with EncapUDP4500, as ESP-in-UDP from our port
 	// 4500 to the peer's NAT-T port (Policy.NATTPort) with a non-zero SPI;
-	// anything else is dropped and counted (DropLeak). Bench passthrough
+	// anything else is dropped and counted (drop.Leak). Bench passthrough
 	// peers may be sent anything.
 	Wire      Writer
 	Batch     int // frames per read, default 64
@@ -63,23 +65,35 @@ type LoopConfig struct {
 type Stats struct {
 	OutFrames, OutBytes uint64 // outbound frames read from the engine port
 	InFrames, InBytes   uint64 // inbound frames read
-	OutWritten          uint64 // outbound frames written back (to the NIC via OVS)
+	OutWritten          uint64 // outbound frames written (to the NIC via OVS, or to the Wire)
 	InWritten           uint64 // inbound frames written back (to LOCAL via OVS)
-	DropMalformed       uint64 // not parseable as IPv4/IPv6, or truncated
-	DropUnknown         uint64 // neither source nor destination is a peer (e.g. flooded broadcast)
-	DropHook            uint64 // the hook said drop (or set an invalid verdict)
-	DropLeak            uint64 // outbound frame for the Wire that is not ESP (or ESP-in-UDP to the peer's NAT-T port) to its peer
-	WriteErrors         uint64 // frames that could not be written back
-	Released            uint64 // held frames flushed through the hook again
-	Hold                HoldStats
+	// Drops counts the frames the loop itself lost, by reason:
+	// drop.Malformed (not parseable as IPv4/IPv6, or truncated),
+	// drop.NoPeer (neither source nor destination is a peer, e.g.
+	// flooded broadcast), drop.Leak (an outbound frame for the Wire that
+	// is not ESP, or ESP-in-UDP to the peer's NAT-T port, to its peer),
+	// drop.Device and drop.Send (writing to the engine port or to the
+	// Wire failed), drop.NoSA (frames the hold queue refused or
+	// discarded: Hold's Overflow, Oversize and Discarded).
+	Drops drop.Counts
+	// DropHook counts the frames the hook said drop (or gave an invalid
+	// verdict); the hook counts them by reason in its own stats.
+	DropHook uint64
+	Released uint64 // held frames flushed through the hook again
+	Hold     HoldStats
+	// DropLeak is Drops[drop.Leak].
+	//
+	// Deprecated: read Drops[drop.Leak]; kept while
+	// internal/backend/native's tests read it.
+	DropLeak uint64
 }
 
 type counters struct {
 	outFrames, outBytes, inFrames, inBytes atomic.Uint64
 	outWritten, inWritten                  atomic.Uint64
-	malformed, unknown, hookDrop, writeErr atomic.Uint64
-	leak                                   atomic.Uint64
+	hookDrop                               atomic.Uint64
 	released                               atomic.Uint64
+	drops                                  drop.Counters
 }
 
 // Loop moves frames between the engine port and the hook.
@@ -241,15 +255,15 @@ func (l *Loop) process(n int) {
 	l.c.outBytes.Add(outB)
 	l.c.inFrames.Add(uint64(len(l.inBatch)))
 	l.c.inBytes.Add(inB)
-	l.c.malformed.Add(malformed)
-	l.c.unknown.Add(unknown)
+	l.c.drops.Add(drop.Malformed, malformed)
+	l.c.drops.Add(drop.NoPeer, unknown)
 
 	l.writes = l.writes[:0]
 	if len(l.outBatch) > 0 {
 		l.hook.Outbound(l.outBatch)
 		if l.wire != nil {
 			l.wires = l.collectWire(l.outBatch, l.wires[:0], peers)
-			l.writeTo(l.wire, l.wires, len(l.wires))
+			l.writeTo(l.wire, l.wires, len(l.wires), drop.Send)
 		} else {
 			l.writes = l.collect(l.outBatch, l.writes, true)
 		}
@@ -260,7 +274,7 @@ func (l *Loop) process(n int) {
 		l.writes = l.collect(l.inBatch, l.writes, false)
 	}
 	if len(l.writes) > 0 {
-		l.writeTo(l.dev, l.writes, nOut)
+		l.writeTo(l.dev, l.writes, nOut, drop.Device)
 	}
 }
 
@@ -282,7 +296,7 @@ func (l *Loop) filterWire(writes [][]byte, peers peerSet) [][]byte {
 			kept = append(kept, b)
 		}
 	}
-	l.c.leak.Add(uint64(len(writes) - len(kept)))
+	l.c.drops.Add(drop.Leak, uint64(len(writes)-len(kept)))
 	return kept
 }
 
@@ -378,9 +392,10 @@ func (l *Loop) collect(batch []*Frame, writes [][]byte, outbound bool) [][]byte 
 }
 
 // writeTo writes frames to w (the engine port or the Wire); the first nOut
-// are outbound. A frame that fails is counted and skipped; the rest are
-// still written.
-func (l *Loop) writeTo(w Writer, frames [][]byte, nOut int) {
+// are outbound. A frame that fails is counted as a drop for fail
+// (drop.Device for the engine port, drop.Send for the Wire) and skipped;
+// the rest are still written.
+func (l *Loop) writeTo(w Writer, frames [][]byte, nOut int, fail drop.Reason) {
 	var out, in, failed uint64
 	for i := 0; i < len(frames); {
 		k, err := w.WriteBatch(frames[i:])
@@ -405,7 +420,7 @@ func (l *Loop) writeTo(w Writer, frames [][]byte, nOut int) {
 	}
 	l.c.outWritten.Add(out)
 	l.c.inWritten.Add(in)
-	l.c.writeErr.Add(failed)
+	l.c.drops.Add(fail, failed)
 }
 
 // Release flushes the peer's held frames through the hook's Outbound
@@ -450,8 +465,9 @@ func (l *Loop) Release(peer netip.Addr) (int, error) {
 	}
 	l.c.hookDrop.Add(drops)
 	var w Writer = l.dev
+	fail := drop.Device
 	if l.wire != nil {
-		w = l.wire
+		w, fail = l.wire, drop.Send
 		writes = l.filterWire(writes, *l.peers.Load())
 	}
 	if len(writes) == 0 {
@@ -460,7 +476,7 @@ func (l *Loop) Release(peer netip.Addr) (int, error) {
 	n, err := w.WriteBatch(writes)
 	l.c.outWritten.Add(uint64(n))
 	if err != nil {
-		l.c.writeErr.Add(uint64(len(writes) - n))
+		l.c.drops.Add(fail, uint64(len(writes)-n))
 		return n, fmt.Errorf("release held frames for %s: write: %w", peer, err)
 	}
 	return n, nil
@@ -471,19 +487,19 @@ func (l *Loop) Discard(peer netip.Addr) int { return l.hold.Discard(peer) }
 
 // Stats returns a snapshot of the counters.
 func (l *Loop) Stats() Stats {
-	return Stats{
-		OutFrames:     l.c.outFrames.Load(),
-		OutBytes:      l.c.outBytes.Load(),
-		InFrames:      l.c.inFrames.Load(),
-		InBytes:       l.c.inBytes.Load(),
-		OutWritten:    l.c.outWritten.Load(),
-		InWritten:     l.c.inWritten.Load(),
-		DropMalformed: l.c.malformed.Load(),
-		DropUnknown:   l.c.unknown.Load(),
-		DropHook:      l.c.hookDrop.Load(),
-		DropLeak:      l.c.leak.Load(),
-		WriteErrors:   l.c.writeErr.Load(),
-		Released:      l.c.released.Load(),
-		Hold:          l.hold.Stats(),
+	s := Stats{
+		OutFrames:  l.c.outFrames.Load(),
+		OutBytes:   l.c.outBytes.Load(),
+		InFrames:   l.c.inFrames.Load(),
+		InBytes:    l.c.inBytes.Load(),
+		OutWritten: l.c.outWritten.Load(),
+		InWritten:  l.c.inWritten.Load(),
+		Drops:      l.c.drops.Load(),
+		DropHook:   l.c.hookDrop.Load(),
+		Released:   l.c.released.Load(),
+		Hold:       l.hold.Stats(),
 	}
+	s.Drops[drop.NoSA] += s.Hold.Overflow + s.Hold.Oversize + s.Hold.Discarded
+	s.DropLeak = s.Drops[drop.Leak]
+	return s
 }

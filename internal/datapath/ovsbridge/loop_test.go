@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 )
 
 // fakeDevice hands out queued read batches and records writes.
@@ -165,7 +167,7 @@ func TestLoopClassifyAndVerdicts(t *testing.T) {
 			name:  "unknown peer and non-IP never reach the hook",
 			hook:  &scriptHook{out: VerdictPass, in: VerdictPass},
 			batch: [][]byte{unknown, arp, out[:20]},
-			want:  Stats{DropUnknown: 1, DropMalformed: 2},
+			want:  Stats{Drops: drop.Counts{drop.NoPeer: 1, drop.Malformed: 2}},
 		},
 		{
 			name:  "hold outbound, inbound hold is a drop",
@@ -207,7 +209,7 @@ func TestLoopTruncatedFrameDropped(t *testing.T) {
 	n := copy(l.bufs[0], big)
 	l.sizes[0] = n // the read filled the whole area: truncated
 	l.process(1)
-	if s := l.Stats(); s.DropMalformed != 1 || s.OutFrames != 0 || len(dev.writes()) != 0 {
+	if s := l.Stats(); s.Drops[drop.Malformed] != 1 || s.OutFrames != 0 || len(dev.writes()) != 0 {
 		t.Errorf("truncated frame: stats %+v, %d writes", s, len(dev.writes()))
 	}
 }
@@ -226,8 +228,8 @@ func TestLoopWriteErrorSkipsOneFrame(t *testing.T) {
 	}
 	l.process(3)
 	s := l.Stats()
-	if s.WriteErrors != 1 || s.OutWritten != 2 || len(dev.writes()) != 2 {
-		t.Errorf("write errors %d, written %d (%d on device), want 1 and 2", s.WriteErrors, s.OutWritten, len(dev.writes()))
+	if s.Drops[drop.Device] != 1 || s.Drops.Total() != 1 || s.OutWritten != 2 || len(dev.writes()) != 2 {
+		t.Errorf("drops %v, written %d (%d on device), want one drop_device and 2", s.Drops, s.OutWritten, len(dev.writes()))
 	}
 }
 
@@ -256,7 +258,8 @@ func TestLoopReleaseAndDiscard(t *testing.T) {
 		t.Errorf("Release after Discard wrote %d frames", n)
 	}
 	s := l.Stats()
-	if s.Released != 2 || s.OutWritten != 2 || s.Hold.Discarded != 1 {
+	// The overflow and the discarded frame are lost for want of an SA.
+	if s.Released != 2 || s.OutWritten != 2 || s.Hold.Discarded != 1 || s.Drops[drop.NoSA] != 2 || s.Drops.Total() != 2 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -398,7 +401,7 @@ func FuzzLoopProcess(f *testing.F) {
 		l.process(1)
 		s := l.Stats()
 		seen := (s.OutFrames - before.OutFrames) + (s.InFrames - before.InFrames) +
-			(s.DropMalformed - before.DropMalformed) + (s.DropUnknown - before.DropUnknown)
+			(s.Drops[drop.Malformed] - before.Drops[drop.Malformed]) + (s.Drops[drop.NoPeer] - before.Drops[drop.NoPeer])
 		if seen != 1 {
 			t.Fatalf("frame accounted %d times: %+v -> %+v", seen, before, s)
 		}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 )
 
 // espUDPFrame is testFrame for ESP-in-UDP: UDP from sport to dport whose
@@ -104,8 +106,8 @@ func TestLoopWireNATPort(t *testing.T) {
 			if tc.want {
 				want, leak = 1, 0
 			}
-			if got := len(wire.writes()); got != want || s.DropLeak != leak || len(dev.writes()) != 0 {
-				t.Errorf("wire got %d frames (want %d), leaks %d (want %d), engine port %d", got, want, s.DropLeak, leak, len(dev.writes()))
+			if got := len(wire.writes()); got != want || s.Drops[drop.Leak] != leak || len(dev.writes()) != 0 {
+				t.Errorf("wire got %d frames (want %d), leaks %d (want %d), engine port %d", got, want, s.Drops[drop.Leak], leak, len(dev.writes()))
 			}
 		})
 	}
@@ -130,8 +132,8 @@ func TestLoopWireNATPortChange(t *testing.T) {
 	l.SetPeers([]Policy{moved})
 	send(44500)
 	send(40001)
-	if got, s := len(wire.writes()), l.Stats(); got != 2 || s.DropLeak != 1 {
-		t.Errorf("wire got %d frames (want 2), leaks %d (want 1)", got, s.DropLeak)
+	if got, s := len(wire.writes()), l.Stats(); got != 2 || s.Drops[drop.Leak] != 1 {
+		t.Errorf("wire got %d frames (want 2), leaks %d (want 1)", got, s.Drops[drop.Leak])
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 )
 
 func TestWireAllowed(t *testing.T) {
@@ -82,7 +84,7 @@ func TestLoopWire(t *testing.T) {
 			if got := len(dev.writes()); got != tc.wantPort {
 				t.Errorf("engine port got %d frames, want %d", got, tc.wantPort)
 			}
-			if s.DropLeak != tc.wantLeak || s.OutWritten != uint64(tc.wantWire) || s.InWritten != uint64(tc.wantPort) {
+			if s.Drops[drop.Leak] != tc.wantLeak || s.OutWritten != uint64(tc.wantWire) || s.InWritten != uint64(tc.wantPort) {
 				t.Errorf("stats %+v", s)
 			}
 		})
@@ -109,7 +111,7 @@ func TestLoopWireRelease(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Release = %d, %v; want 1 (the ESP frame)", n, err)
 	}
-	if len(wire.writes()) != 1 || len(dev.writes()) != 0 || l.Stats().DropLeak != 1 {
+	if len(wire.writes()) != 1 || len(dev.writes()) != 0 || l.Stats().Drops[drop.Leak] != 1 {
 		t.Errorf("wire %d, port %d, stats %+v", len(wire.writes()), len(dev.writes()), l.Stats())
 	}
 }
@@ -138,7 +140,7 @@ func TestLoopWireNoAlloc(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("process with a Wire allocates %v times per batch", allocs)
 	}
-	if s := l.Stats(); s.OutWritten == 0 || s.DropLeak != 0 {
+	if s := l.Stats(); s.OutWritten == 0 || s.Drops[drop.Leak] != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -180,5 +182,61 @@ func TestLoopNilPacketPortWireIsNoWire(t *testing.T) {
 	l.process(1)
 	if len(dev.writes()) != 1 {
 		t.Errorf("outbound frame not written to the engine port with a nil *PacketPort Wire")
+	}
+}
+
+// TestLoopDropReasons: a failed write to the Wire is drop_send, one to the
+// engine port drop_device, a plaintext frame for the Wire drop_leak (also
+// in the deprecated DropLeak), each counted once under drop's names.
+func TestLoopDropReasons(t *testing.T) {
+	espOut := testFrame(local, peerA, protoESP, 0, 0, 70)
+	plainOut := testFrame(local, peerA, protoUDP, 1000, 6081, 50)
+	espIn := testFrame(peerA, local, protoESP, 0, 0, 70)
+	dev, wire := newFakeDevice(), newFakeDevice()
+	dev.failNext, wire.failNext = 1, 1
+	l, err := NewLoop(LoopConfig{Device: dev, Wire: wire, Hook: Passthrough{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetPeers([]Policy{{PeerIP: peerA, Proto: ProtoGeneve}})
+	for i, f := range [][]byte{espOut, espOut, plainOut, espIn, espIn} {
+		l.sizes[i] = copy(l.bufs[i], f)
+	}
+	l.process(5)
+	s := l.Stats()
+	want := drop.Counts{drop.Send: 1, drop.Device: 1, drop.Leak: 1}
+	if s.Drops != want || s.DropLeak != 1 || s.OutWritten != 1 || s.InWritten != 1 {
+		t.Errorf("stats %+v, want drops %v", s, want)
+	}
+	if m := s.Drops.Map(); m["drop_send"] != 1 || m["drop_device"] != 1 || m["drop_leak"] != 1 {
+		t.Errorf("drops by name %v", m)
+	}
+}
+
+// TestLoopDropsNoAlloc: the loop's own drops (malformed, no peer, leak)
+// are counted without allocating.
+func TestLoopDropsNoAlloc(t *testing.T) {
+	frames := [][]byte{
+		testFrame(local, peerA, protoUDP, 1000, 6081, 200),  // leak
+		testFrame(local, other, protoESP, 0, 0, 200),        // no peer
+		{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, // malformed
+	}
+	l, err := NewLoop(LoopConfig{Device: nullDevice{}, Wire: nullDevice{}, Hook: Passthrough{}, Batch: len(frames)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetPeers([]Policy{{PeerIP: peerA}})
+	allocs := testing.AllocsPerRun(200, func() {
+		for i, f := range frames {
+			l.sizes[i] = copy(l.bufs[i], f)
+		}
+		l.process(len(frames))
+	})
+	if allocs != 0 {
+		t.Errorf("dropping allocates %v times per batch", allocs)
+	}
+	s := l.Stats()
+	if n := s.Drops[drop.Leak]; n == 0 || s.Drops[drop.NoPeer] != n || s.Drops[drop.Malformed] != n || s.Drops.Total() != 3*n {
+		t.Errorf("drops %v", s.Drops)
 	}
 }
