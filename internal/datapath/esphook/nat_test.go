@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
+
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 	"github.com/ovnsec/ovnsec/internal/esp"
 )
@@ -96,8 +98,8 @@ func TestNATMappedPortRoundTrip(t *testing.T) {
 		t.Fatalf("a did not open b's ESP-in-UDP: %d frames, hook %+v", len(back), a.h.Stats())
 	}
 	for _, n := range []*node{a, b} {
-		if s := n.loop.Stats(); s.DropLeak != 0 {
-			t.Errorf("%v: leak drops %d", n.local, s.DropLeak)
+		if s := n.loop.Stats(); s.Drops[drop.Leak] != 0 {
+			t.Errorf("%v: leak drops %d", n.local, s.Drops[drop.Leak])
 		}
 	}
 }
@@ -109,8 +111,8 @@ func TestNATMappedPortNeedsThePolicyPort(t *testing.T) {
 	for _, port := range []uint16{0, natMapped + 1} {
 		_, b, _, wireB := natPair(t, port)
 		b.push(frame(addrB, addrA, protoUDP, 6081, 300))
-		if got, s := len(wireB.take()), b.loop.Stats(); got != 0 || s.DropLeak != 1 || b.h.Stats().Sealed != 1 {
-			t.Errorf("policy port %d: %d frames on the wire, %d leak drops, hook %+v; want 0, 1 and one sealed", port, got, s.DropLeak, b.h.Stats())
+		if got, s := len(wireB.take()), b.loop.Stats(); got != 0 || s.Drops[drop.Leak] != 1 || b.h.Stats().Sealed != 1 {
+			t.Errorf("policy port %d: %d frames on the wire, %d leak drops, hook %+v; want 0, 1 and one sealed", port, got, s.Drops[drop.Leak], b.h.Stats())
 		}
 	}
 }
