@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -265,52 +267,103 @@ func TestDaemonExitAndCompatName(t *testing.T) {
 	}
 }
 
-func TestValidateBackend(t *testing.T) {
-	tests := []struct {
-		c    config
-		want string // substring of the error; "" for none
-	}{
-		{config{ikeDaemon: "strongswan"}, ""},
-		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0"}, ""},
-		{config{ikeDaemon: "native"}, "needs --bridge"},
-		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0", requireIPsec: true}, ""},
-		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0", portKind: "tap"}, ""},
-		{config{ikeDaemon: "native", bridge: "br-phy", nic: "eth0", portKind: "af_xdp"}, "want veth or tap"},
-		{config{ikeDaemon: "strongswan", requireIPsec: true}, "--require-ipsec needs --ike-daemon=native"},
-		{config{ikeDaemon: "libreswan"}, "not available"},
-		{config{ikeDaemon: "racoon"}, "should be native, strongswan or libreswan"},
+// Options after the database argument, as ovs-monitor-ipsec's argparse
+// takes them (ovs-ctl start-ovs-ipsec puts the database first): every
+// option takes effect, whichever side of the database it is on.
+func TestDaemonOptionsAfterDatabase(t *testing.T) {
+	testenv.Short(t)
+	t.Parallel()
+	db := testenv.StartOVSDB(t)
+	db.Vsctl("--no-wait", "add-br", "br-ipsec")
+	db.Vsctl("--no-wait", "add-port", "br-ipsec", "gnv0", "--", "set", "interface", "gnv0",
+		"type=geneve", "options:remote_ip=192.0.2.2", "options:psk=x")
+
+	// The harness puts its own options first and the last argument given
+	// to it last: here the database sits between options.
+	d := harness.StartDaemon(t, "--follow-ovn-ipsec=false", "--ike-daemon=strongswan", db.Remote,
+		"--vici-socket=unix:///nonexistent/after-db.vici", "--bridge=br-phy")
+	out := d.WaitShow(5*time.Second, `Interface name: gnv0 v1 \(CONFIGURED\)`)
+	if !strings.Contains(out, "after-db.vici") {
+		t.Errorf("--vici-socket after the database not used: tunnels/show does not name its socket:\n%s", out)
 	}
-	for _, tc := range tests {
-		err := validateBackend(tc.c)
-		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%+v: err = %v, want %q", tc.c, err, tc.want)
+	for _, want := range []string{
+		"--follow-ovn-ipsec=false: OVN's SB_Global ipsec is not followed",
+		"--bridge applies only to --ike-daemon=native; ignored with --ike-daemon=strongswan",
+	} {
+		if !strings.Contains(d.Logs(), want) {
+			t.Errorf("log lacks %q (an option after the database)", want)
 		}
+	}
+
+	// The database first, every option after it.
+	rundir, err := os.MkdirTemp("", "ovnsecd-run-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rundir) })
+	cmd := exec.Command(filepath.Join(harness.Binaries(t), "ovnsecd"), db.Remote,
+		"--ike-daemon=strongswan", "--vici-socket=unix:///nonexistent/first.vici", "--rundir="+rundir,
+		"--pidfile", "--compat-name=false", "--follow-ovn-ipsec=false")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	ctl := filepath.Join(rundir, fmt.Sprintf("ovnsecd.%d.ctl", cmd.Process.Pid))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("ovnsecd %s --ike-daemon=strongswan ... exited: %v\n%s", db.Remote, err, logs.String())
+		default:
+		}
+		out, err := exec.Command("ovs-appctl", "-t", ctl, "tunnels/show").CombinedOutput()
+		if err == nil && strings.Contains(string(out), "gnv0 v1 (CONFIGURED)") && strings.Contains(string(out), "first.vici") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ovnsecd with the database first: tunnels/show = %v %s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(rundir, "ovnsecd.pid")); err != nil {
+		t.Errorf("bare --pidfile after the database: %v", err)
 	}
 }
 
-func TestParseArgs(t *testing.T) {
-	t.Setenv("OVS_RUNDIR", "/run/x")
-	tests := []struct {
-		args    []string
-		db      string
-		pidfile string
-		wantErr bool
+// Arguments ovnsecd refuses at start, with the real binary: exit status 1
+// and a message that names the problem.
+func TestDaemonRefusesArguments(t *testing.T) {
+	testenv.Short(t)
+	t.Parallel()
+	bin := filepath.Join(harness.Binaries(t), "ovnsecd")
+	rundir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
 	}{
-		{nil, "unix:/run/x/db.sock", "", false},
-		{[]string{"unix:/tmp/db.sock"}, "unix:/tmp/db.sock", "", false},
-		{[]string{"--pidfile", "tcp:127.0.0.1:6640"}, "tcp:127.0.0.1:6640", "/run/x/ovnsecd.pid", false},
-		{[]string{"--pidfile=my.pid"}, "unix:/run/x/db.sock", "/run/x/my.pid", false},
-		{[]string{"a", "b"}, "", "", true},
-		{[]string{"--no-such-flag"}, "", "", true},
-	}
-	for _, tc := range tests {
-		c, err := parseArgs(tc.args, &bytes.Buffer{})
-		if (err != nil) != tc.wantErr {
-			t.Errorf("%v: err = %v", tc.args, err)
-			continue
-		}
-		if err == nil && (c.database != tc.db || c.pidfile != tc.pidfile) {
-			t.Errorf("%v: db %q pidfile %q", tc.args, c.database, c.pidfile)
+		{[]string{"unix:/nonexistent/a.sock", "--ike-daemon=strongswan", "unix:/nonexistent/b.sock"},
+			`ovnsecd: expected at most one DATABASE argument, got "unix:/nonexistent/a.sock" and "unix:/nonexistent/b.sock"`},
+		{[]string{"unix:/nonexistent/a.sock", "--ike-daemon=strongswan", "--require-ipsec"},
+			"ovnsecd: --require-ipsec needs --ike-daemon=native: only the native backend can drop the packets of a tunnel that has no IPsec configuration"},
+		{[]string{"--ike-daemon=libreswan", "unix:/nonexistent/a.sock"},
+			"ovnsecd: --ike-daemon=libreswan is not available in this build of ovnsecd yet; use --ike-daemon=native or --ike-daemon=strongswan"},
+		{[]string{"unix:/nonexistent/a.sock", "--ike-daemon=native", "--bridge=br-phy", "--nic=eth0", "--engine-port-type=af_xdp"},
+			`ovnsecd: --engine-port-type: unknown engine port type "af_xdp": want veth or tap`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		args := append([]string{"--rundir=" + rundir, "--compat-name=false"}, tc.args...)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("ovnsecd %q: %v, want exit status 1 and %q; output:\n%s", tc.args, err, tc.want, out)
 		}
 	}
 }

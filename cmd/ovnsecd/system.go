@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +38,8 @@ type system struct {
 	// SB_Global ipsec for it (nil when it is not to be followed).
 	policy   *ovnsb.Policy
 	follower *ovnsb.Follower
-	// noDrop: the backend cannot drop a tunnel's packets (strongSwan).
+	// noDrop: the backend cannot drop a tunnel's packets (it is no
+	// backend.Guard: strongSwan).
 	noDrop bool
 	rec    *reconcile.Reconciler
 	be     backend.Backend
@@ -54,18 +54,23 @@ type system struct {
 type exitRequest struct{ cleanup bool }
 
 func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error) {
-	if err := validateBackend(c); err != nil {
+	spec, warnings, err := selectBackend(c)
+	if err != nil {
 		return nil, err
 	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
 	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1)}
-	be, err := newBackend(ctx, c, log)
+	be, err := spec.build(ctx, c, log.With("backend", spec.name))
 	if err != nil {
 		return nil, err
 	}
 	s.be = be
 	s.table = tunnel.NewTable(tunnel.FileCertReader{}, time.Now)
 	s.table.RequireIPsec(c.requireIPsec)
-	s.noDrop = strings.ToLower(c.ikeDaemon) == "strongswan"
+	_, guards := be.(backend.Guard)
+	s.noDrop = !guards
 	s.policy = ovnsb.NewPolicy(ovnsb.Config{Mode: c.followOVN, Force: c.requireIPsec, Remote: c.ovnSB})
 	switch {
 	case c.requireIPsec:
@@ -78,7 +83,7 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 		s.follower = ovnsb.New(log.With("stage", "ovnsb"), ovnsb.WithRunDir(c.rundir))
 		s.follower.SetRemote(s.policy.Remote(nil))
 		if s.noDrop {
-			log.Info("following OVN's SB_Global ipsec with --ike-daemon=strongswan only affects tunnels/show: this backend cannot drop the packets of a tunnel without IPsec options")
+			log.Info("following OVN's SB_Global ipsec with --ike-daemon=" + spec.name + " only affects tunnels/show: this backend cannot drop the packets of a tunnel without IPsec options")
 		}
 	}
 	s.rec = reconcile.New(s.be, log, reconcile.Options{})
@@ -94,22 +99,24 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	return s, nil
 }
 
-// newBackend builds the --ike-daemon backend.
-func newBackend(ctx context.Context, c config, log *slog.Logger) (backend.Backend, error) {
-	if strings.ToLower(c.ikeDaemon) == "strongswan" {
-		return strongswan.New(strongswan.Config{ViciSocket: c.viciSocket}, log.With("backend", "strongswan")), nil
-	}
+// newStrongswanBackend builds --ike-daemon=strongswan: charon over VICI.
+func newStrongswanBackend(_ context.Context, c config, log *slog.Logger) (backend.Backend, error) {
+	return strongswan.New(strongswan.Config{ViciSocket: c.viciSocket}, log), nil
+}
+
+// newNativeBackend builds --ike-daemon=native: the engine on the bridge.
+func newNativeBackend(ctx context.Context, c config, log *slog.Logger) (backend.Backend, error) {
 	local, err := underlayAddr(c)
 	if err != nil {
 		return nil, err
 	}
-	kind, err := parsePortKind(c.portKind)
+	kind, err := native.ParsePortKind(c.portKind)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--engine-port-type: %w", err)
 	}
 	b, err := native.New(ctx, native.Config{
 		Local: local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
-		GeneveOptions: c.geneveOpts, Port: kind, Direct: c.direct, Log: log.With("backend", "native"),
+		GeneveOptions: c.geneveOpts, Port: kind, Direct: c.direct, Log: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the native backend on bridge %s (NIC %s): %w", c.bridge, c.nic, err)
@@ -117,15 +124,20 @@ func newBackend(ctx context.Context, c config, log *slog.Logger) (backend.Backen
 	return b, nil
 }
 
+// parseLocalIP reads --local-ip.
+func parseLocalIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("--local-ip %q: want an IPv4 address", s)
+	}
+	return a, nil
+}
+
 // underlayAddr is --local-ip, or the first IPv4 address of the bridge's
 // interface (br-phy holds the underlay address in the userspace datapath).
 func underlayAddr(c config) (netip.Addr, error) {
 	if c.localIP != "" {
-		a, err := netip.ParseAddr(c.localIP)
-		if err != nil || !a.Is4() {
-			return netip.Addr{}, fmt.Errorf("--local-ip %q: want an IPv4 address", c.localIP)
-		}
-		return a, nil
+		return parseLocalIP(c.localIP)
 	}
 	ifc, err := net.InterfaceByName(c.bridge)
 	if err != nil {
@@ -189,7 +201,7 @@ func (s *system) closeControl() {
 
 func (s *system) run(ctx context.Context) error {
 	s.log.Info("ovnsecd starting", "version", version, "database", s.cfg.database,
-		"ike_daemon", s.cfg.ikeDaemon, "rundir", s.cfg.rundir, "ctl", s.ctl.Paths())
+		"ike_daemon", s.be.Name(), "rundir", s.cfg.rundir, "ctl", s.ctl.Paths())
 	defer s.closeControl()
 
 	runCtx, cancel := context.WithCancel(context.Background())
