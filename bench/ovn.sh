@@ -30,8 +30,10 @@
 #   DEMO_SKIP_BUILD=1 is passed on to scripts/demo.sh (no go build).
 #
 # The demo cluster uses the fixed ovd-* namespaces: the script holds
-# /tmp/ovnsec-ovd.lock (flock) for its whole run and tears the cluster down
-# (scripts/demo.sh down) at exit. It prints a markdown table and the
+# /tmp/ovnsec-ovd.lock (flock), the lock of every user of the cluster
+# (scripts/demo.sh, the demo tests of test/e2e), for its whole run, waiting
+# up to 15 min for it; it hands it to scripts/demo.sh (OVD_LOCK_FD=9) and
+# tears the cluster down (scripts/demo.sh down) at exit. It prints a markdown table and the
 # machine-readable lines "figure <name> <value>" / "ratio <name> <value>".
 # shellcheck disable=SC2317 # on_exit, report and short_lifetimes_up are called from a trap and through ovn_wait
 set -euo pipefail
@@ -97,7 +99,7 @@ on_exit() {
       for p in 1 2 3; do cp "$(ovn_dir "$p")/ovnsecd.log" "$BENCH_WORK/ch$p-ovnsecd.log" 2>/dev/null || true; done
     fi
     bench_log "tearing the demo cluster down"
-    DEMO_STATE=$OVN_STATE scripts/demo.sh down >>"$BENCH_WORK/demo.log" 2>&1 9>&- || bench_log "scripts/demo.sh down failed; see $BENCH_WORK/demo.log"
+    OVD_LOCK_FD=9 DEMO_STATE=$OVN_STATE scripts/demo.sh down >>"$BENCH_WORK/demo.log" 2>&1 || bench_log "scripts/demo.sh down failed; see $BENCH_WORK/demo.log"
   fi
   if [ "$rc" != 0 ]; then
     if [ -z "$FAIL2" ] && [ -z "$RUNS_IPSEC" ]; then FAIL2="failed (exit $rc); see the messages above"; fi
@@ -256,16 +258,16 @@ if [ "${DEMO_SKIP_BUILD:-0}" != 1 ] && ! command -v go >/dev/null && [ ! -x /usr
   fail "go not found (sudo resets PATH; run: sudo env PATH=\"\$PATH\" bench/ovn.sh)"
 fi
 
-exec 9>/tmp/ovnsec-ovd.lock
+exec 9>>/tmp/ovnsec-ovd.lock
 if ! flock -n 9; then
-  bench_log "waiting for /tmp/ovnsec-ovd.lock (another user of the ovd-* demo cluster)"
-  flock -w 900 9 || fail "/tmp/ovnsec-ovd.lock still held after 15 min"
+  bench_log "waiting up to 15 min for /tmp/ovnsec-ovd.lock: another user has the ovd-* demo cluster ($(scripts/demo.sh who))"
+  flock -w 900 9 || fail "/tmp/ovnsec-ovd.lock still held after 15 min ($(scripts/demo.sh who))"
 fi
 T_LOCKED=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 bench_log "starting the demo cluster (scripts/demo.sh up, state $OVN_STATE)"
 CLUSTER=1
-DEMO_STATE=$OVN_STATE DEMO_SKIP_DEPS=1 scripts/demo.sh up >"$BENCH_WORK/demo.log" 2>&1 9>&- || {
+OVD_LOCK_FD=9 DEMO_STATE=$OVN_STATE DEMO_SKIP_DEPS=1 scripts/demo.sh up >"$BENCH_WORK/demo.log" 2>&1 || {
   tail -n 5 "$BENCH_WORK/demo.log" | sed 's/^/    /' >&2
   fail "scripts/demo.sh up failed: $(grep -m1 'ERROR' "$BENCH_WORK/demo.log" | cut -c1-200)"
 }

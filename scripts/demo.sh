@@ -10,6 +10,17 @@
 #                           (DEMO_KEEP=1: leave it running, print the env file)
 #   scripts/demo.sh up      install deps, build, up; leave it running
 #   scripts/demo.sh down    stop every demo daemon, delete the demo namespaces
+#   scripts/demo.sh who     who holds the demo cluster's lock, if anyone
+#
+# One user of the ovd-* namespaces at a time: run, up and down hold the lock
+# /tmp/ovnsec-ovd.lock (flock) while they work, as bench/ovn.sh and the demo
+# tests of test/e2e do for their whole run. When another holds it, they
+# change nothing and exit with status 3 naming the holder (pid and command);
+# DEMO_LOCK_WAIT=SECONDS waits that long for it first. A caller that holds
+# the lock itself passes its descriptor: OVD_LOCK_FD=N (an inherited
+# descriptor of /tmp/ovnsec-ovd.lock with the lock held). The daemons never
+# inherit the lock. A cluster left running (up, DEMO_KEEP=1) is not locked
+# once the script has exited: the next run, up or down replaces it.
 #
 # Layout (all names prefixed ovd; addresses only inside these namespaces):
 #   ovd-central  NB + SB ovsdb-server, ovn-northd          192.0.2.10
@@ -20,7 +31,8 @@
 #                                                          203.0.113.N
 # Knobs (environment): DEMO_STATE (default /tmp/ovnsec-demo), DEMO_KEEP=1,
 #   DEMO_SKIP_DEPS=1, DEMO_SKIP_BUILD=1, OVNSECD_NATIVE_ARGS, DEMO_OVNSECD
-#   (path of the ovnsecd binary, default bin/ovnsecd), VM_MTU.
+#   (path of the ovnsecd binary, default bin/ovnsecd), VM_MTU,
+#   DEMO_LOCK_WAIT (seconds, default 0: fail at once), OVD_LOCK_FD.
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +54,11 @@ VM_MTU=${VM_MTU:-1397}
 # bridge holds the underlay address, the NIC is its port to the underlay.
 OVNSECD_NATIVE_ARGS=${OVNSECD_NATIVE_ARGS:---ike-daemon=native --bridge=ovd-phy --nic=ovd-eth}
 NAMESPACES="ovd-central ovd-ul ovd-ch1 ovd-ch2 ovd-ch3 ovd-vm1 ovd-vm2 ovd-vm3"
+# Every user of the ovd-* namespaces holds this lock: bench/ovn.sh, the demo
+# tests of test/e2e (ovdLockPath) and this script (on descriptor 9, which no
+# daemon it starts inherits: see nsx and start_ovnsecd).
+OVD_LOCK=/tmp/ovnsec-ovd.lock
+LOCKED=0
 T0=$(date +%s.%N)
 
 # ---------- output helpers
@@ -58,9 +75,78 @@ die() {
 }
 since() { echo "$(date +%s.%N) $1" | awk '{printf "%.2f", $1-$2}'; }
 
+# ---------- the demo cluster's lock
+
+# lock_holder: the process holding $OVD_LOCK, "pid N (COMMAND)", from
+# /proc/locks; when that process has exited (a child inherited its
+# descriptor), the processes that have the file open. Empty when free.
+lock_holder() {
+  local dev ino key pid p cmd who=""
+  dev=$(stat -c %d "$OVD_LOCK" 2>/dev/null) || return 0
+  ino=$(stat -c %i "$OVD_LOCK" 2>/dev/null) || return 0
+  # /proc/locks: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF", hex
+  # MAJ:MIN; a waiter's line has "->" before FLOCK.
+  key=$(printf '%02x:%02x:%s' $(((dev >> 8) & 0xfff)) $(((dev & 0xff) | ((dev >> 12) & 0xfff00))) "$ino")
+  pid=$(awk -v k="$key" '$2 == "FLOCK" && $6 == k { print $5; exit }' /proc/locks)
+  [ -n "$pid" ] || return 0
+  if [ -r /proc/$pid/cmdline ]; then
+    cmd=$(tr '\0' ' ' </proc/$pid/cmdline | cut -c1-200)
+    echo "pid $pid (${cmd% })"
+    return 0
+  fi
+  local n=0
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" != $$ ] && [ "$p" != "$BASHPID" ] || continue
+    if ls -l /proc/$p/fd 2>/dev/null | grep -q -- "-> $OVD_LOCK\$"; then
+      n=$((n + 1))
+      [ $n -le 4 ] || continue
+      cmd=$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-200)
+      who+="${who:+, }pid $p (${cmd% })"
+    fi
+  done
+  [ $n -le 4 ] || who+=", ..."
+  echo "a descriptor that pid $pid (exited) locked, open in ${who:-no process}"
+}
+
+busy() { # busy MESSAGE: the cluster is someone else's; nothing was changed
+  printf '[%s] demo: %s\n' "$(elapsed)" "$*" >&2
+  exit 3
+}
+
+# take_lock: hold $OVD_LOCK on descriptor 9 until the script exits, or
+# refuse (status 3) without touching anything.
+take_lock() {
+  if [ -n "${OVD_LOCK_FD:-}" ]; then
+    local fd=$OVD_LOCK_FD
+    case $fd in '' | *[!0-9]* | [012]) die "OVD_LOCK_FD=$fd: want the number (3 or more) of an inherited descriptor of $OVD_LOCK" ;; esac
+    [ "$(readlink -f /proc/$$/fd/$fd 2>/dev/null)" = "$(readlink -f $OVD_LOCK)" ] ||
+      die "OVD_LOCK_FD=$fd: descriptor $fd is not open on $OVD_LOCK"
+    [ "$fd" = 9 ] || eval "exec 9>&$fd $fd>&-"
+    # The caller's descriptor holds the lock: taking it again on the same
+    # open file succeeds at once. If it does not, someone else has it.
+    flock -n 9 || busy "OVD_LOCK_FD=$fd does not hold $OVD_LOCK: it is held by $(lock_holder). Nothing was changed."
+    unset OVD_LOCK_FD
+  else
+    exec 9>>"$OVD_LOCK" || die "cannot open $OVD_LOCK"
+    if ! flock -n 9; then
+      local wait=${DEMO_LOCK_WAIT:-0} holder
+      case $wait in '' | *[!0-9]*) die "DEMO_LOCK_WAIT=$wait: want whole seconds" ;; esac
+      holder=$(lock_holder)
+      [ "$wait" -gt 0 ] ||
+        busy "the ovd-* demo cluster is in use: $OVD_LOCK is held by ${holder:-another process}. Nothing was changed; try again when it is done, or set DEMO_LOCK_WAIT=SECONDS to wait."
+      log "the ovd-* demo cluster is in use: $OVD_LOCK is held by ${holder:-another process}; waiting up to $wait s"
+      flock -w "$wait" 9 ||
+        busy "the ovd-* demo cluster is still in use after $wait s: $OVD_LOCK is held by $(lock_holder). Nothing was changed."
+    fi
+  fi
+  LOCKED=1
+}
+
 # ---------- per-instance commands
 
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# nsx NS COMMAND...: run in NS; the daemons it starts never inherit the lock.
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@" 9>&-; }
 # ev DIR: every *_RUNDIR/DBDIR/LOGDIR of OVS and OVN pointing at DIR
 ev() { echo OVS_RUNDIR=$1 OVS_DBDIR=$1 OVS_LOGDIR=$1 OVN_RUNDIR=$1 OVN_DBDIR=$1 OVN_LOGDIR=$1; }
 chdir() { echo "$STATE/ch$1"; }
@@ -98,6 +184,7 @@ wait_for() { # SECONDS COMMAND...: poll every 0.1 s
 # ---------- teardown
 
 down() {
+  [ "$LOCKED" = 1 ] || die "internal error: down without holding $OVD_LOCK"
   local n
   for n in $(seq 1 $N); do
     stop_pidfile $STATE/vm$n-iperf3.pid iperf3
@@ -242,7 +329,7 @@ start_ovnsecd() {
   rm -f $d/ovnsecd.pid
   # shellcheck disable=SC2086
   ip netns exec ovd-ch$n env $(ev $d) "$OVNSECD" "$@" --rundir=$d --pidfile=$d/ovnsecd.pid \
-    --log-file=$d/ovnsecd.log unix:$d/db.sock </dev/null >$d/ovnsecd.out 2>&1 &
+    --log-file=$d/ovnsecd.log unix:$d/db.sock </dev/null >$d/ovnsecd.out 2>&1 9>&- &
   pid=$!
   disown $pid # a daemon: never killed with the demo's own background jobs
   echo $pid >$d/ovnsecd.launch.pid
@@ -331,11 +418,11 @@ up() {
   mkdir -p $STATE && touch $MARKER
   if [ "${DEMO_SKIP_DEPS:-0}" != 1 ]; then
     step "Install what the demo needs (scripts/install-deps.sh)"
-    "$REPO/scripts/install-deps.sh" 2>&1 | indent || die "scripts/install-deps.sh failed"
+    "$REPO/scripts/install-deps.sh" 2>&1 9>&- | indent || die "scripts/install-deps.sh failed"
   fi
   if [ "${DEMO_SKIP_BUILD:-0}" != 1 ]; then
     step "Build (go build ./cmd/...)"
-    (cd "$REPO" && "$GO" build -o bin/ ./cmd/...) || die "go build failed"
+    (cd "$REPO" && "$GO" build -o bin/ ./cmd/... 9>&-) || die "go build failed"
     log "built: $(cd $BIN && ls | tr '\n' ' ')"
   fi
   step "Start OVN central (NB, SB, northd) and the underlay in netns ovd-central / ovd-ul"
@@ -396,7 +483,7 @@ capture() {
   local f=$1 pid
   rm -f $f $f.err
   ip netns exec ovd-ul timeout -s INT 8 tcpdump -l -n -i ovd-ul1 -c 40 \
-    'ip and src net 192.0.2.0/24 and dst net 192.0.2.0/24 and not host 192.0.2.10' >$f 2>$f.err &
+    'ip and src net 192.0.2.0/24 and dst net 192.0.2.0/24 and not host 192.0.2.10' >$f 2>$f.err 9>&- &
   pid=$!
   BGPIDS+=" $pid"
   wait_for 5 grep -q 'listening on' $f.err
@@ -558,6 +645,9 @@ on_exit() {
 
 CMD=${1:-run}
 case "$CMD" in
+  run | up | down) take_lock ;; # before any trap: a refusal touches nothing
+esac
+case "$CMD" in
   run)
     run
     rc=$?
@@ -573,8 +663,12 @@ case "$CMD" in
     down
     log "demo down"
     ;;
+  who)
+    holder=$(lock_holder)
+    echo "${holder:-nobody holds $OVD_LOCK}"
+    ;;
   *)
-    echo "usage: $0 [run|up|down]" >&2
+    echo "usage: $0 [run|up|down|who]" >&2
     exit 2
     ;;
 esac

@@ -10,9 +10,10 @@
 // lifetime. After ipsec=false, plaintext Geneve flows again.
 //
 // The tests of this package that use the demo cluster (its ovd-* names are
-// fixed) never call t.Parallel, so they run one after the other; the
-// cluster is left by `make demo-down` in t.Cleanup. Another process's demo
-// cluster (ovd-central exists) is waited for, never torn down.
+// fixed) hold its lock (/tmp/ovnsec-ovd.lock, demoUp) from before
+// `scripts/demo.sh up` to after `make demo-down` in t.Cleanup, so they
+// run one after the other and never while scripts/demo.sh or bench/ovn.sh
+// uses the cluster: another user is waited for, never torn down.
 package e2e
 
 import (
@@ -141,21 +142,6 @@ func (l *leakEnv) noLeak(t *testing.T, what string, from, to time.Time) {
 
 func leakStamp(t time.Time) string { return fmt.Sprintf("%d.%06d", t.Unix(), t.Nanosecond()/1000) }
 
-func leakWaitNoOtherDemo(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		out, _ := demoRun(5*time.Second, "ip", "netns", "list")
-		if !regexp.MustCompile(`(?m)^ovd-central\b`).MatchString(out) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("another demo cluster (netns ovd-central) has been running for 3 minutes; remove it with `make demo-down` (DEMO_STATE of its owner)")
-		}
-		time.Sleep(time.Second)
-	}
-}
-
 // TestLeak runs the leak phases on one cluster. Later phases need the
 // earlier ones' state (IPsec on, tunnels up), so a failed switch-over ends
 // the test.
@@ -164,7 +150,6 @@ func TestLeak(t *testing.T) {
 	if why := demoProbeNative(t); why != "" {
 		testenv.Missing(t, "native backend in ovnsecd (%s)", why)
 	}
-	leakWaitNoOtherDemo(t)
 	t.Setenv("DEMO_STATE", leakState)
 	start := time.Now()
 	e := demoUp(t)

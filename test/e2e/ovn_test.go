@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -109,22 +110,23 @@ func ovnPrereqs(t *testing.T) {
 		"ovn-northd", "ovn-controller", "ovn-nbctl", "ovn-sbctl")
 }
 
-// demoUp runs `scripts/demo.sh up` and registers `make demo-down`.
+// demoUp takes the demo cluster's lock for the whole test, runs
+// `scripts/demo.sh up` and registers `make demo-down`, both with the lock
+// handed down.
 func demoUp(t *testing.T) *demoEnv {
 	t.Helper()
 	root := demoRepoRoot()
+	lock := lockDemoCluster(t)
 	t.Cleanup(func() {
-		cmd := exec.Command("make", "--no-print-directory", "demo-down")
-		cmd.Dir = root
+		cmd := demoCommand(context.Background(), lock, "make", "--no-print-directory", "demo-down")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("make demo-down: %v\n%s", err, out)
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "demo.sh"), "up")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "DEMO_SKIP_DEPS=1", "OVNSECD_NATIVE_ARGS="+nativeArgs)
+	cmd := demoCommand(ctx, lock, filepath.Join(root, "scripts", "demo.sh"), "up")
+	cmd.Env = append(cmd.Env, "DEMO_SKIP_DEPS=1", "OVNSECD_NATIVE_ARGS="+nativeArgs)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("scripts/demo.sh up: %v\n%s", err, out)
@@ -162,6 +164,16 @@ func demoUp(t *testing.T) *demoEnv {
 	}
 	if n < 2 {
 		t.Fatalf("need at least 2 chassis, got %q", vars["CHASSIS"])
+	}
+	// The daemons outlive the script; none may keep the lock, or the
+	// cluster would stay locked after its user has gone.
+	state := vars["DEMO_STATE"]
+	daemons := append(pidfilePids(filepath.Join(state, "*", "*.pid")), pidfilePids(filepath.Join(state, "*.pid"))...)
+	if len(daemons) == 0 {
+		t.Fatalf("no daemon pidfile under %s", state)
+	}
+	if holders := openersOf(ovdLockPath, daemons); len(holders) != 0 {
+		t.Fatalf("demo daemons %v have %s open: they would hold the cluster's lock after its user exits", holders, ovdLockPath)
 	}
 	t.Cleanup(func() {
 		if !t.Failed() {
@@ -504,4 +516,74 @@ func demoHead(lines []string, n int) string {
 		lines = lines[:n]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// demoNetnsExists reports whether the network namespace name exists.
+func demoNetnsExists(t *testing.T, name string) bool {
+	t.Helper()
+	out, err := demoRun(5*time.Second, "ip", "netns", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\b`).MatchString(out)
+}
+
+// TestOVNDemoLock: while another user holds the demo cluster's lock (here
+// this test, as a bench or another test would mid-run), scripts/demo.sh
+// up, run and down change nothing: they exit with status 3 naming the
+// holder, at once or after DEMO_LOCK_WAIT, and the cluster's namespaces
+// stay. The holder itself hands the lock down (OVD_LOCK_FD) and proceeds.
+func TestOVNDemoLock(t *testing.T) {
+	ovnPrereqs(t)
+	lock := lockDemoCluster(t)
+	// One of the cluster's namespaces, as the lock holder's cluster has it.
+	const ns = "ovd-ul"
+	if !demoNetnsExists(t, ns) {
+		if _, err := demoRun(10*time.Second, "ip", "netns", "add", ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := t.TempDir()
+	t.Cleanup(func() { // whatever happened: leave no ovd-* namespace behind
+		cmd := demoCommand(context.Background(), lock, filepath.Join(demoRepoRoot(), "scripts", "demo.sh"), "down")
+		cmd.Env = append(cmd.Env, "DEMO_STATE="+state)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("scripts/demo.sh down (with the lock): %v\n%s", err, out)
+		}
+	})
+
+	holder := fmt.Sprintf("held by pid %d (", os.Getpid())
+	for _, tc := range []struct {
+		cmd  string
+		env  []string
+		want string
+	}{
+		{"up", nil, "the ovd-* demo cluster is in use: " + ovdLockPath + " is " + holder},
+		{"run", nil, "Nothing was changed"},
+		{"down", nil, holder},
+		{"up", []string{"DEMO_LOCK_WAIT=1"}, "still in use after 1 s: " + ovdLockPath + " is " + holder},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := demoCommand(ctx, nil, filepath.Join(demoRepoRoot(), "scripts", "demo.sh"), tc.cmd)
+		cmd.Env = append(cmd.Env, append([]string{"DEMO_STATE=" + state, "DEMO_SKIP_DEPS=1", "DEMO_SKIP_BUILD=1"}, tc.env...)...)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 3 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v scripts/demo.sh %s while this test holds the lock: %v, want exit status 3 and %q; output:\n%s", tc.env, tc.cmd, err, tc.want, out)
+		}
+		if !demoNetnsExists(t, ns) {
+			t.Fatalf("%v scripts/demo.sh %s deleted netns %s while this test held the lock; output:\n%s", tc.env, tc.cmd, ns, out)
+		}
+	}
+
+	// The holder hands its lock down: down proceeds.
+	cmd := demoCommand(context.Background(), lock, filepath.Join(demoRepoRoot(), "scripts", "demo.sh"), "down")
+	cmd.Env = append(cmd.Env, "DEMO_STATE="+state)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/demo.sh down with OVD_LOCK_FD: %v\n%s", err, out)
+	}
+	if demoNetnsExists(t, ns) {
+		t.Fatalf("scripts/demo.sh down with the lock handed down left netns %s", ns)
+	}
 }
