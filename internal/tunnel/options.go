@@ -206,6 +206,10 @@ func (o *Options) set(k OptionKey, v string) error {
 	return err
 }
 
+// maxDuration bounds option times: a year is far beyond any lifetime or
+// DPD interval, and keeps every product in range.
+const maxDuration = 365 * 24 * time.Hour
+
 // ParseDuration parses an ipsec.conf time: a positive whole number with an
 // optional unit s, m, h or d (seconds without one), e.g. "30s", "8h",
 // "1d", "3600". Go duration syntax ("1h30m", "90s") is accepted too.
@@ -229,13 +233,16 @@ func ParseDuration(s string) (time.Duration, error) {
 	n, err := strconv.ParseUint(num, 10, 32)
 	if err != nil {
 		d, gerr := time.ParseDuration(s)
-		if gerr != nil || d <= 0 {
+		if gerr != nil || d <= 0 || d > maxDuration {
 			return 0, fmt.Errorf("not a time; want a whole number with unit s, m, h or d, e.g. 30s, 20m, 8h")
 		}
 		return d, nil
 	}
 	if n == 0 {
 		return 0, fmt.Errorf("zero time; want a positive time")
+	}
+	if n > uint64(maxDuration/unit) {
+		return 0, fmt.Errorf("time too long; want at most %v", maxDuration)
 	}
 	return time.Duration(n) * unit, nil
 }

@@ -58,6 +58,9 @@ func TestParseDuration(t *testing.T) {
 		{in: "eight hours", err: "not a time"},
 		{in: "8w", err: "not a time"},
 		{in: "99999999999s", err: "not a time"},
+		{in: "4294967295d", err: "too long"},
+		{in: "366d", err: "too long"},
+		{in: "9000h0m", err: "not a time"},
 	}
 	for _, tc := range tests {
 		got, err := ParseDuration(tc.in)
