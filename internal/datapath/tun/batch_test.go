@@ -810,3 +810,22 @@ func TestHoldRacesInstall(t *testing.T) {
 		t.Fatalf("delivered %d of %d, %d still held", delivered, total, A.a.hold.len())
 	}
 }
+
+// TestDropNamesMatchESPHook: the TUN attachment names its drops as the
+// ESP hook does (drop_expired for a closed SA, drop_replay for a replay),
+// not with names of its own (it said "lifetime" and "replay").
+func TestDropNamesMatchESPHook(t *testing.T) {
+	A, B := newSides(t, nil, nil, nil, nil)
+	d := A.seal(t, ip4(innerA, innerB, 100))[0].Buf
+	B.open(t, underA, d)
+	B.open(t, underA, d)
+	A.table.Outbound(underB).Close()
+	A.seal(t, ip4(innerA, innerB, 100))
+	tx, rx := A.a.Stats().TxDrops.Map(), B.a.Stats().RxDrops.Map()
+	if len(tx) != 1 || tx["drop_expired"] != 1 {
+		t.Errorf("tx drops %v, want drop_expired=1", tx)
+	}
+	if len(rx) != 1 || rx["drop_replay"] != 1 {
+		t.Errorf("rx drops %v, want drop_replay=1", rx)
+	}
+}
