@@ -9,28 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/strongswan/govici/vici"
 
+	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
-
-// UnsupportedOptionsError is returned by Ensure when some ipsec_* custom
-// options could not be applied. The tunnel IS loaded and initiated without
-// them; the reconciler should show the error rather than back off hard.
-type UnsupportedOptionsError struct {
-	Tunnel  string
-	Options []string
-}
-
-// Partial marks the error as backend.PartialError: the tunnel is applied.
-func (e *UnsupportedOptionsError) Partial() bool { return true }
-
-func (e *UnsupportedOptionsError) Error() string {
-	return fmt.Sprintf("tunnel %s loaded without some options: %s", e.Tunnel, strings.Join(e.Options, "; "))
-}
 
 // Ensure loads credentials and the connection for t.Version, unloads every
 // other version of the tunnel and initiates what is not up. Calling it
@@ -135,7 +120,7 @@ func (b *Backend) ensure(ctx context.Context, t tunnel.Tunnel, renewal bool) err
 		return fmt.Errorf("ensure tunnel %s: %w", t.Name, err)
 	}
 	if len(spec.Unsupported) > 0 {
-		return &UnsupportedOptionsError{Tunnel: t.Name, Options: spec.Unsupported}
+		return &backend.UnsupportedOptionsError{Tunnel: t.Name, Backend: "strongswan", Options: spec.Unsupported}
 	}
 	return nil
 }

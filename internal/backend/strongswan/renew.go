@@ -14,6 +14,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -86,6 +87,6 @@ func (b *Backend) credsChanged(ctx context.Context, match func(*tunnelState) boo
 }
 
 func isPartial(err error) bool {
-	var u *UnsupportedOptionsError
+	var u *backend.UnsupportedOptionsError
 	return errors.As(err, &u)
 }

@@ -202,7 +202,7 @@ func TestCharonUnreachable(t *testing.T) {
 	if err := b.Ensure(ctx, tn); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("Ensure after Close err = %v", err)
 	}
-	var uo *UnsupportedOptionsError
+	var uo *backend.UnsupportedOptionsError
 	if errors.As(err, &uo) {
 		t.Error("closed backend reported unsupported options instead of the failure")
 	}
