@@ -8,7 +8,6 @@
 // Counting costs what it did before: a packet path tallies a batch in a
 // Counts on its stack and adds it to shared Counters once per batch (one
 // atomic add per reason that occurred); nothing allocates or locks.
-
 package drop
 
 import (
