@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 	"github.com/ovnsec/ovnsec/internal/datapath/tun"
 )
 
@@ -83,9 +84,9 @@ func TestParseOptions(t *testing.T) {
 func TestReport(t *testing.T) {
 	var s tun.Stats
 	s.TxPackets = 3
-	s.RxDrops[tun.DropReplay] = 2
+	s.RxDrops[drop.Replay] = 2
 	r := report(s)
-	if r.TxPackets != 3 || r.RxDrops["replay"] != 2 || len(r.RxDrops) != 1 || len(r.TxDrops) != 0 {
+	if r.TxPackets != 3 || r.RxDrops["drop_replay"] != 2 || len(r.RxDrops) != 1 || len(r.TxDrops) != 0 {
 		t.Fatalf("report %+v", r)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
+	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike"
 )
@@ -76,7 +77,7 @@ func TestNATPortESPInUDPLeavesOnTheWire(t *testing.T) {
 			t.Errorf("on the wire: protocol %d, UDP %d -> %d, SPI %#x; want ESP-in-UDP 4500 -> 44500 under 0xd0000002", ip[9], sport, dport, spi)
 		}
 	}
-	if s := b.Loop().Stats(); s.DropLeak != 0 || len(r.dev.writes()) != 0 {
-		t.Errorf("leak drops %d, frames back to the engine port %d", s.DropLeak, len(r.dev.writes()))
+	if s := b.Loop().Stats(); s.Drops[drop.Leak] != 0 || len(r.dev.writes()) != 0 {
+		t.Errorf("leak drops %d, frames back to the engine port %d", s.Drops[drop.Leak], len(r.dev.writes()))
 	}
 }

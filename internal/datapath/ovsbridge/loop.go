@@ -81,11 +81,6 @@ type Stats struct {
 	DropHook uint64
 	Released uint64 // held frames flushed through the hook again
 	Hold     HoldStats
-	// DropLeak is Drops[drop.Leak].
-	//
-	// Deprecated: read Drops[drop.Leak]; kept while
-	// internal/backend/native's tests read it.
-	DropLeak uint64
 }
 
 type counters struct {
@@ -500,6 +495,5 @@ func (l *Loop) Stats() Stats {
 		Hold:       l.hold.Stats(),
 	}
 	s.Drops[drop.NoSA] += s.Hold.Overflow + s.Hold.Oversize + s.Hold.Discarded
-	s.DropLeak = s.Drops[drop.Leak]
 	return s
 }

@@ -186,8 +186,8 @@ func TestLoopNilPacketPortWireIsNoWire(t *testing.T) {
 }
 
 // TestLoopDropReasons: a failed write to the Wire is drop_send, one to the
-// engine port drop_device, a plaintext frame for the Wire drop_leak (also
-// in the deprecated DropLeak), each counted once under drop's names.
+// engine port drop_device, a plaintext frame for the Wire drop_leak, each
+// counted once under drop's names.
 func TestLoopDropReasons(t *testing.T) {
 	espOut := testFrame(local, peerA, protoESP, 0, 0, 70)
 	plainOut := testFrame(local, peerA, protoUDP, 1000, 6081, 50)
@@ -205,7 +205,7 @@ func TestLoopDropReasons(t *testing.T) {
 	l.process(5)
 	s := l.Stats()
 	want := drop.Counts{drop.Send: 1, drop.Device: 1, drop.Leak: 1}
-	if s.Drops != want || s.DropLeak != 1 || s.OutWritten != 1 || s.InWritten != 1 {
+	if s.Drops != want || s.OutWritten != 1 || s.InWritten != 1 {
 		t.Errorf("stats %+v, want drops %v", s, want)
 	}
 	if m := s.Drops.Map(); m["drop_send"] != 1 || m["drop_device"] != 1 || m["drop_leak"] != 1 {

@@ -28,11 +28,6 @@ import (
 // Device (TUN write failed).
 type Reason = drop.Reason
 
-// DropReplay is drop.Replay.
-//
-// Deprecated: use drop.Replay; kept while cmd/ovnsec-esp's test names it.
-const DropReplay = drop.Replay
-
 // Stats is a snapshot of an attachment's counters. Bytes are inner
 // (plaintext) packet bytes.
 type Stats struct {
