@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/testenv"
 	"github.com/ovnsec/ovnsec/test/harness"
 )
 
@@ -116,13 +117,35 @@ func lockHolder(path string) string {
 		if len(fs) < 6 || fs[1] != "FLOCK" || fs[5] != key {
 			continue
 		}
-		cmd, err := os.ReadFile(filepath.Join("/proc", fs[4], "cmdline"))
-		if err != nil {
-			return "pid " + fs[4] + " (exited; a process it started keeps the lock)"
+		if cmd, ok := procCommand(fs[4]); ok {
+			return fmt.Sprintf("pid %s (%s)", fs[4], cmd)
 		}
-		return fmt.Sprintf("pid %s (%s)", fs[4], strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")))
+		// The locker exited (bench/ovn.sh's flock command does at once);
+		// the lock stays with the processes that have its descriptor.
+		var all []int
+		dirs, _ := os.ReadDir("/proc")
+		for _, d := range dirs {
+			if pid, err := strconv.Atoi(d.Name()); err == nil && pid != os.Getpid() {
+				all = append(all, pid)
+			}
+		}
+		var open []string
+		for _, pid := range openersOf(path, all) {
+			cmd, _ := procCommand(strconv.Itoa(pid))
+			open = append(open, fmt.Sprintf("pid %d (%s)", pid, cmd))
+		}
+		return fmt.Sprintf("a descriptor that pid %s (exited) locked, open in %s", fs[4], strings.Join(open, ", "))
 	}
 	return "no process (it is free now)"
+}
+
+// procCommand is the command line of pid, as ps shows it.
+func procCommand(pid string) (string, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")), true
 }
 
 // openersOf lists the pids among pids that have path open.
@@ -157,4 +180,54 @@ func pidfilePids(pattern string) []int {
 		}
 	}
 	return pids
+}
+
+// lockHolder names whoever holds a flock: this process, or the processes
+// that keep the descriptor of a locker that has exited (as bench/ovn.sh's
+// flock command does).
+func TestLockHolder(t *testing.T) {
+	testenv.NeedCommands(t, "flock", "sh", "sleep")
+	path := filepath.Join(t.TempDir(), "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := lockHolder(path); got != "no process (it is free now)" {
+		t.Errorf("free: %q", got)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lockHolder(path), fmt.Sprintf("pid %d (", os.Getpid()); !strings.HasPrefix(got, want) {
+		t.Errorf("held here: %q, want %q...", got, want)
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+
+	// sh opens the file as descriptor 9, flock(1) locks it and exits, sh
+	// stays until its standard input closes.
+	cmd := exec.Command("sh", "-c", `exec 9>>"$0"; flock -n 9 || exit 1; echo locked; read x`, path)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
+		t.Fatalf("sh: %q, %v", line, err)
+	}
+	got := lockHolder(path)
+	want := fmt.Sprintf("(exited) locked, open in pid %d (sh -c ", cmd.Process.Pid)
+	if !strings.HasPrefix(got, "a descriptor that pid ") || !strings.Contains(got, want) {
+		t.Errorf("held by an exited locker's descriptor: %q, want %q", got, want)
+	}
 }
