@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"time"
 )
 
 // SPI is a Security Parameters Index. 0 is reserved (RFC 4303 §2.1) and
@@ -188,18 +187,6 @@ func (k Key) LogValue() slog.Value { return slog.StringValue(redacted) }
 
 // MarshalText serialises the redacted placeholder, never the key.
 func (k Key) MarshalText() ([]byte, error) { return []byte(redacted), nil }
-
-// Clock tells the time; tests inject a fake one.
-type Clock interface {
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-// SystemClock is the real clock.
-func SystemClock() Clock { return systemClock{} }
 
 // Errors returned on the packet path. They are sentinel values so that a
 // drop never allocates; the drop is also counted in the SA's Stats.

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/esp/replay"
 )
 
@@ -107,7 +108,7 @@ type Config struct {
 	Notify func(Event)
 	// Clock gives the install time for time lifetimes; nil is the system
 	// clock.
-	Clock Clock
+	Clock clock.Clock
 }
 
 // SA states.
@@ -182,10 +183,7 @@ func NewSA(cfg Config) (*SA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("esp SA %v: AES-GCM: %w", cfg.SPI, err)
 	}
-	clock := cfg.Clock
-	if clock == nil {
-		clock = SystemClock()
-	}
+	clk := clock.Or(cfg.Clock)
 	sa := &SA{
 		spi:     cfg.SPI,
 		dir:     cfg.Dir,
@@ -195,7 +193,7 @@ func NewSA(cfg Config) (*SA, error) {
 		aead:    aead,
 		life:    cfg.Lifetime,
 		notify:  cfg.Notify,
-		created: clock.Now(),
+		created: clk.Now(),
 	}
 	copy(sa.salt[:], cfg.Key.salt())
 	sa.pool.New = func() any { return new(scratch) }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 func TestNewKey(t *testing.T) {
@@ -560,7 +562,7 @@ func TestLifetimes(t *testing.T) {
 }
 
 func TestTimeLifetime(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	var ev events
 	out, _ := pair(t, Config{Clock: clk, Notify: ev.notify, Lifetime: Lifetime{SoftTime: 50 * time.Minute, HardTime: 60 * time.Minute}})
 	steps := []struct {

@@ -12,13 +12,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock"
 )
 
 // Table holds the installed SAs. Lookups (Inbound, Outbound, Open) take no
 // lock and never allocate; changes copy the affected map under a mutex and
 // publish it atomically, so they are for the control plane, not per packet.
 type Table struct {
-	clock Clock
+	clock clock.Clock
 
 	in  atomic.Pointer[map[SPI]*SA]
 	out atomic.Pointer[map[netip.Addr]*SA]
@@ -41,11 +43,8 @@ type TableStats struct {
 
 // NewTable returns an empty table using clock for grace periods and time
 // lifetimes (nil: the system clock).
-func NewTable(clock Clock) *Table {
-	if clock == nil {
-		clock = SystemClock()
-	}
-	t := &Table{clock: clock, retiring: map[SPI]time.Time{}}
+func NewTable(clk clock.Clock) *Table {
+	t := &Table{clock: clock.Or(clk), retiring: map[SPI]time.Time{}}
 	t.in.Store(&map[SPI]*SA{})
 	t.out.Store(&map[netip.Addr]*SA{})
 	return t

@@ -8,9 +8,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock"
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
-func newSA(t testing.TB, spi SPI, dir Direction, clk Clock) *SA {
+func newSA(t testing.TB, spi SPI, dir Direction, clk clock.Clock) *SA {
 	t.Helper()
 	sa, err := NewSA(Config{SPI: spi, Dir: dir, Mode: Transport, Key: mustKey(t, testKey256), Clock: clk})
 	if err != nil {
@@ -75,7 +78,7 @@ func TestTableBasics(t *testing.T) {
 // inbound SA accepts before the switch, the old one until its grace period
 // ends, and outbound switches atomically.
 func TestRekeyMakeBeforeBreak(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	tb := NewTable(clk)
 	peer := netip.MustParseAddr("192.0.2.7")
 	oldIn, oldOut := newSA(t, 0x1, Inbound, clk), newSA(t, 0x1, Outbound, clk)
@@ -151,7 +154,7 @@ func TestRekeyMakeBeforeBreak(t *testing.T) {
 }
 
 func TestSweepTimeLifetimes(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	tb := NewTable(clk)
 	var ev events
 	sa, err := NewSA(Config{SPI: 9, Dir: Inbound, Mode: Transport, Key: mustKey(t, testKey128), Clock: clk,
@@ -176,7 +179,7 @@ func TestSweepTimeLifetimes(t *testing.T) {
 // TestTableConcurrentRekey runs lookups and packets while the control plane
 // rekeys; run with -race.
 func TestTableConcurrentRekey(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	tb := NewTable(clk)
 	peer := netip.MustParseAddr("198.51.100.1")
 	if _, err := tb.SetOutbound(peer, newSA(t, 1, Outbound, clk)); err != nil {

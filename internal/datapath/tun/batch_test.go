@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/datapath/drop"
-
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/esp/esptest"
 )
@@ -350,8 +350,8 @@ func TestInstallAndRekey(t *testing.T) {
 }
 
 func TestSweepUnbindsRetired(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1000, 0)}
-	table := esp.NewTable(clock)
+	clk := clocktest.New(time.Unix(1000, 0))
+	table := esp.NewTable(clk)
 	a, err := New(Config{Device: nopDev{}, Conn: nopConn{}, Table: table, Peers: []Peer{{Addr: underB, Remote: []netip.Prefix{netB}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -372,16 +372,12 @@ func TestSweepUnbindsRetired(t *testing.T) {
 	if n := len(a.pol.Load().bySPI); n != 2 {
 		t.Fatalf("%d bindings before grace ends", n)
 	}
-	clock.t = clock.t.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	a.Sweep()
 	if _, ok := a.pol.Load().bySPI[i1.SPI()]; ok || len(a.pol.Load().bySPI) != 1 || table.Inbound(i1.SPI()) != nil {
 		t.Fatalf("retired SA still bound or installed: %v", a.pol.Load().bySPI)
 	}
 }
-
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
 
 type fakeRoutes struct{ got [][]netip.Prefix }
 
