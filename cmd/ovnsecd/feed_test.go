@@ -30,7 +30,7 @@ func startFeeder(t *testing.T, cfg ovnsb.Config, noDrop bool) *feedHarness {
 		remotes: make(chan string, 16),
 	}
 	f := &feeder{
-		table:     tunnel.NewTable(tunnel.FileCertReader{}, time.Now),
+		table:     tunnel.NewTable(tunnel.FileCertReader{}, nil),
 		policy:    ovnsb.NewPolicy(cfg),
 		setRemote: func(r string) { h.remotes <- r },
 		desired:   func(ts []tunnel.Tunnel) { h.out <- ts },

@@ -67,7 +67,7 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 		return nil, err
 	}
 	s.be = be
-	s.table = tunnel.NewTable(tunnel.FileCertReader{}, time.Now)
+	s.table = tunnel.NewTable(tunnel.FileCertReader{}, nil)
 	s.table.RequireIPsec(c.requireIPsec)
 	_, guards := be.(backend.Guard)
 	s.noDrop = !guards

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/testenv"
 )
@@ -173,7 +174,7 @@ func TestTableWithFileCerts(t *testing.T) {
 	garbage := writeFile(t, dir, "garbage.pem", []byte("garbage"))
 
 	global := []string{"certificate=" + cert, "private_key=" + key, "ca_cert=" + ca}
-	tb := NewTable(FileCertReader{}, clockAt(&testNow))
+	tb := NewTable(FileCertReader{}, clocktest.New(testNow))
 	ts, _ := tb.Update(snap(1, global,
 		iface("a", "geneve", "remote_ip=10.0.0.2", "remote_cert="+onlyCN),
 		iface("b", "geneve", "remote_ip=10.0.0.3", "remote_cert="+comma),

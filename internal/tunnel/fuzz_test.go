@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 func FuzzUpdate(f *testing.F) {
@@ -19,7 +21,7 @@ func FuzzUpdate(f *testing.F) {
 			"dst_port": x, "remote_cert": x, "ipsec_" + optKey: optVal}
 		s := Snapshot{Seq: 1, OtherConfig: map[string]string{"certificate": "/pki/cert.pem", "private_key": "/k", "ca_cert": x},
 			Interfaces: []Interface{{Name: "t", Type: typ, Options: opts}}}
-		tb := NewTable(newFake(), clockAt(&testNow))
+		tb := NewTable(newFake(), clocktest.New(testNow))
 		ts, _ := tb.Update(s)
 		if !selected(s.Interfaces[0]) {
 			if len(ts) != 0 {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 func TestRender(t *testing.T) {
@@ -128,7 +130,7 @@ func TestPyDictRepr(t *testing.T) {
 
 func TestPSKNeverPrinted(t *testing.T) {
 	const psk = "swordfish-42"
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	ts, events := tb.Update(snap(1, nil, iface("t", "geneve", "remote_ip=10.0.0.2", "psk="+psk)))
 	tun := ts[0]
 	if tun.PSK.Reveal() != psk || !tun.PSK.IsSet() {

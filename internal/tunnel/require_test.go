@@ -6,6 +6,8 @@ package tunnel
 import (
 	"strings"
 	"testing"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 // The flag's wording is unchanged: Requirement builds exactly the reason
@@ -29,7 +31,7 @@ func TestRequirementFlagReason(t *testing.T) {
 // without IPsec options as INVALID tunnels, then reports them REMOVED;
 // tunnels with IPsec options are untouched by either flip.
 func TestRequireFlipSameSnapshot(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	s := snap(7, nil,
 		iface("ovn-b-0", "geneve", "remote_ip=10.0.0.2", "key=flow"),
 		iface("ovn-c-0", "geneve", "remote_ip=10.0.0.3", "key=flow", "psk=x"),
@@ -108,7 +110,7 @@ func TestRequireFlipSameSnapshot(t *testing.T) {
 // A requirement that changes cause while off and is turned on again
 // before any Update still gives its own reason.
 func TestRequireCauseChangedWhileOff(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	s := snap(1, nil, iface("g", "geneve", "remote_ip=10.0.0.2"))
 	tb.RequireIPsec(true)
 	tb.Update(s)

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock"
 )
 
 // Upstream log and reason texts, verbatim (ovs-monitor-ipsec).
@@ -51,7 +53,7 @@ const (
 // from upstream's only after a tunnel has been INVALID.
 type Table struct {
 	certs CertReader
-	now   func() time.Time
+	clock clock.Clock
 
 	global  globalConf
 	seq     uint64
@@ -154,16 +156,13 @@ type entry struct {
 }
 
 // NewTable returns an empty table. certs reads certificate files (nil means
-// FileCertReader); clock gives the time for validity checks (nil means
-// time.Now).
-func NewTable(certs CertReader, clock func() time.Time) *Table {
+// FileCertReader); clk gives the time for validity checks (nil means the
+// system clock).
+func NewTable(certs CertReader, clk clock.Clock) *Table {
 	if certs == nil {
 		certs = FileCertReader{}
 	}
-	if clock == nil {
-		clock = time.Now
-	}
-	return &Table{certs: certs, now: clock, tunnels: map[string]*entry{}}
+	return &Table{certs: certs, clock: clock.Or(clk), tunnels: map[string]*entry{}}
 }
 
 // Update applies one snapshot and returns every tracked tunnel sorted by
@@ -181,7 +180,7 @@ func NewTable(certs CertReader, clock func() time.Time) *Table {
 func (t *Table) Update(s Snapshot) (tunnels []Tunnel, events []Event) {
 	fresh := !t.seenSeq || s.Seq != t.seq
 	t.seenSeq, t.seq = true, s.Seq
-	now := t.now()
+	now := t.clock.Now()
 
 	events = t.updateGlobal(s.OtherConfig, fresh, events)
 	gp := t.global.problems(now)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 // fakeCerts is an in-memory CertReader and KeyMatcher.
@@ -52,8 +54,6 @@ func newFake() *fakeCerts {
 		"/pki/nocn.pem": {Version: 3, NotBefore: testNow.Add(-time.Hour), NotAfter: testNow.Add(time.Hour)},
 	}}
 }
-
-func clockAt(t *time.Time) func() time.Time { return func() time.Time { return *t } }
 
 // kv builds a map from "k=v" strings.
 func kv(pairs ...string) map[string]string {
@@ -102,7 +102,7 @@ func withoutDebug(events []Event) []string {
 // without IPsec options is INVALID with a reason that names the flag, and
 // it becomes CONFIGURED (version bumped) when its options arrive.
 func TestRequireIPsec(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	tb.RequireIPsec(true)
 	ts, events := tb.Update(snap(1, nil,
 		iface("ovn-b-0", "geneve", "remote_ip=10.0.0.2", "csum=true", "key=flow"),
@@ -133,7 +133,7 @@ func TestRequireIPsec(t *testing.T) {
 		t.Errorf("without remote_ip: state %s reason %q", g3.State, g3.Reason)
 	}
 	// Off (the default): the geneve port without options is no tunnel.
-	off := NewTable(newFake(), clockAt(&testNow))
+	off := NewTable(newFake(), clocktest.New(testNow))
 	if ts, _ := off.Update(snap(1, nil, iface("ovn-b-0", "geneve", "remote_ip=10.0.0.2"))); len(ts) != 0 {
 		t.Errorf("without RequireIPsec: %d tunnels, want 0", len(ts))
 	}
@@ -169,7 +169,7 @@ func TestSelection(t *testing.T) {
 			if got := selected(tc.iface); got != tc.want {
 				t.Errorf("selected(%s %v) = %v, want %v", tc.iface.Type, tc.iface.Options, got, tc.want)
 			}
-			tb := NewTable(newFake(), clockAt(&testNow))
+			tb := NewTable(newFake(), clocktest.New(testNow))
 			ts, _ := tb.Update(snap(1, nil, tc.iface))
 			if got := len(ts) == 1; got != tc.want {
 				t.Errorf("Update returned %d tunnels, want selected=%v", len(ts), tc.want)
@@ -259,7 +259,7 @@ func TestValidationThroughUpdate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := NewTable(newFake(), clockAt(&testNow))
+			tb := NewTable(newFake(), clocktest.New(testNow))
 			ts, events := tb.Update(snap(1, tc.global, tc.iface))
 			if len(ts) != 1 {
 				t.Fatalf("got %d tunnels, want 1", len(ts))
@@ -284,7 +284,7 @@ func TestValidationThroughUpdate(t *testing.T) {
 }
 
 func TestRemoteCertCNReplacesRemoteName(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	ts, events := tb.Update(snap(1, pkiSelf,
 		iface("ok", "geneve", "remote_ip=10.0.0.2", "remote_cert=/pki/peer.pem", "remote_name=other"),
 		iface("nocn", "geneve", "remote_ip=10.0.0.3", "remote_cert=/pki/nocn.pem", "remote_name=other"),
@@ -336,7 +336,7 @@ func TestGlobalPKIRule(t *testing.T) {
 	tun := iface("t", "geneve", "remote_ip=10.0.0.2", "remote_name=hv2")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tb := NewTable(newFake(), clockAt(&testNow))
+			tb := NewTable(newFake(), clocktest.New(testNow))
 			ts, _ := tb.Update(snap(1, accepted, tun))
 			if ts[0].State != StateConfigured || ts[0].SKBMark != "0/1" {
 				t.Fatalf("setup: %+v", ts[0])
@@ -380,7 +380,7 @@ func TestGlobalPKIRule(t *testing.T) {
 }
 
 func TestGlobalWarningOncePerSnapshot(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	bad := snap(7, []string{"ca_cert=/pki/ca.pem"})
 	_, ev1 := tb.Update(bad)
 	_, ev2 := tb.Update(bad) // periodic re-check: same Seq
@@ -406,7 +406,7 @@ type step struct {
 func runSteps(t *testing.T, steps []step) {
 	t.Helper()
 	certs := newFake()
-	tb := NewTable(certs, clockAt(&testNow))
+	tb := NewTable(certs, clocktest.New(testNow))
 	for i, s := range steps {
 		if s.edit != nil {
 			s.edit(certs)
@@ -497,7 +497,7 @@ func TestRemoval(t *testing.T) {
 	})
 
 	// The REMOVED tunnel carries a bumped version and its last configuration.
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	tb.Update(snap(1, nil, a))
 	ts, _ := tb.Update(snap(2, nil))
 	if len(ts) != 1 || ts[0].State != StateRemoved || ts[0].Version != 2 || ts[0].RemoteIP != "10.0.0.2" || ts[0].Reason != "" {
@@ -506,7 +506,7 @@ func TestRemoval(t *testing.T) {
 }
 
 func TestInvalidEventsOnAppear(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	_, events := tb.Update(snap(1, pkiSelf, iface("t", "geneve", "remote_ip=10.0.0.2", "remote_cert=/pki/nocn.pem")))
 	want := []string{
 		"INFO Tunnel t appeared in OVSDB",
@@ -539,7 +539,7 @@ func TestStatus(t *testing.T) {
 		{ofport(12), nil, "12", "Disabled", "{'cfm_state': 'Disabled', 'ofport': 12}"},
 	}
 	for _, tc := range tests {
-		tb := NewTable(newFake(), clockAt(&testNow))
+		tb := NewTable(newFake(), clocktest.New(testNow))
 		ts, _ := tb.Update(snap(1, nil, iface("t", "geneve", "remote_ip=10.0.0.2", "psk=x")))
 		if ts[0].OFPort != "Not assigned" || ts[0].CFMState != "Disabled" {
 			t.Fatalf("initial status %q %q", ts[0].OFPort, ts[0].CFMState)
@@ -583,7 +583,7 @@ func TestAddressFamily(t *testing.T) {
 		if tc.local != "-" {
 			opts = append(opts, "local_ip="+tc.local)
 		}
-		tb := NewTable(newFake(), clockAt(&testNow))
+		tb := NewTable(newFake(), clocktest.New(testNow))
 		ts, _ := tb.Update(snap(1, nil, iface("t", "geneve", opts...)))
 		if ts[0].AddressFamily != tc.want || ts[0].LocalIP != tc.wantLocal {
 			t.Errorf("remote %q local %q: family %q local %q, want %q %q", tc.remote, tc.local, ts[0].AddressFamily, ts[0].LocalIP, tc.want, tc.wantLocal)
@@ -632,7 +632,7 @@ func TestDstPort(t *testing.T) {
 		if tc.port != "-" {
 			opts = append(opts, "dst_port="+tc.port)
 		}
-		tb := NewTable(newFake(), clockAt(&testNow))
+		tb := NewTable(newFake(), clocktest.New(testNow))
 		ts, _ := tb.Update(snap(1, nil, iface("t", tc.typ, opts...)))
 		if ts[0].DstPort != tc.want || (len(ts[0].Problems) > 0) != tc.problem {
 			t.Errorf("%s dst_port=%q: DstPort %d problems %q, want %d problem=%v", tc.typ, tc.port, ts[0].DstPort, ts[0].Problems, tc.want, tc.problem)
@@ -644,7 +644,7 @@ func TestDstPort(t *testing.T) {
 }
 
 func TestCustomOptions(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	ts, _ := tb.Update(snap(1, pkiCA, iface("t", "geneve", "remote_ip=10.0.0.2", "remote_name=hv2",
 		"ipsec_salifetime=8h", "ipsec_encapsulation=yes", "ipsec_dpd-delay=30s", "ipsec_=empty", "key=flow", "IPSEC_x=no", "xipsec_y=no")))
 	want := []Option{{"", "empty"}, {"dpd-delay", "30s"}, {"encapsulation", "yes"}, {"salifetime", "8h"}}
@@ -714,7 +714,7 @@ func TestProblems(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(certs)
 			}
-			tb := NewTable(certs, clockAt(&testNow))
+			tb := NewTable(certs, clocktest.New(testNow))
 			ts, events := tb.Update(snap(1, tc.global, iface("t", "geneve", append([]string{"remote_ip=10.0.0.2"}, tc.opts...)...)))
 			if !slices.Equal(ts[0].Problems, tc.want) {
 				t.Errorf("Problems\n got %q\nwant %q", ts[0].Problems, tc.want)
@@ -739,14 +739,14 @@ func TestProblems(t *testing.T) {
 }
 
 func TestExpiryFollowsInjectedClock(t *testing.T) {
-	now := testNow
-	tb := NewTable(newFake(), clockAt(&now))
+	clk := clocktest.New(testNow)
+	tb := NewTable(newFake(), clk)
 	s := snap(1, pkiCA, iface("t", "geneve", "remote_ip=10.0.0.2", "remote_name=hv2"))
 	ts, _ := tb.Update(s)
 	if len(ts[0].Problems) != 0 {
 		t.Fatalf("problems before expiry: %q", ts[0].Problems)
 	}
-	now = testNow.Add(366 * 24 * time.Hour) // past every NotAfter of newFake
+	clk.Advance(366 * 24 * time.Hour) // past every NotAfter of newFake
 	ts, events := tb.Update(s)
 	want := []string{
 		"certificate /pki/cert.pem expired at 2027-11-23T12:00:00Z; renew it",
@@ -774,7 +774,7 @@ func TestNilClockAndLog(t *testing.T) {
 }
 
 func TestUnsortedAndDuplicateInterfaces(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	ts, _ := tb.Update(snap(1, nil,
 		iface("c", "geneve", "remote_ip=10.0.0.4", "psk=x"),
 		iface("a", "geneve", "remote_ip=10.0.0.2", "psk=x"),
@@ -793,7 +793,7 @@ func TestUnsortedAndDuplicateInterfaces(t *testing.T) {
 }
 
 func TestEventOrderOnChange(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	tb.Update(snap(1, nil, iface("t", "geneve", "remote_ip=10.0.0.2", "psk=x")))
 	_, events := tb.Update(snap(2, nil, withStatus(iface("t", "geneve", "psk=x"), ofport(4), nil)))
 	want := []string{
@@ -809,7 +809,7 @@ func TestEventOrderOnChange(t *testing.T) {
 func TestGlobalProblemsLoggedOnce(t *testing.T) {
 	certs := newFake()
 	certs.keyErrs = map[string]error{"/pki/privkey.pem": errors.New("private key /pki/privkey.pem does not match certificate /pki/cert.pem")}
-	tb := NewTable(certs, clockAt(&testNow))
+	tb := NewTable(certs, clocktest.New(testNow))
 	var ifs []Interface
 	for i := range 3 {
 		ifs = append(ifs, iface(fmt.Sprint("t", i), "geneve", fmt.Sprintf("remote_ip=10.0.0.%d", i+2), "remote_name=hv2"))
@@ -843,8 +843,8 @@ func TestGlobalProblemsLoggedOnce(t *testing.T) {
 }
 
 func TestIgnoredGlobalUpdateShownOnTunnels(t *testing.T) {
-	now := testNow
-	tb := NewTable(newFake(), clockAt(&now))
+	clk := clocktest.New(testNow)
+	tb := NewTable(newFake(), clk)
 	gnv := iface("gnv0", "geneve", "remote_ip=192.0.2.2", "remote_name=hv2")
 	tb.Update(snap(1, pkiCA, gnv))
 	// The certificate becomes unreadable: upstream ignores the update and
@@ -886,7 +886,7 @@ func TestSameConfigIgnoresStatus(t *testing.T) {
 
 // Addresses are parsed once, here: backends read Local and Remote.
 func TestAddressesParsedOnce(t *testing.T) {
-	tb := NewTable(newFake(), clockAt(&testNow))
+	tb := NewTable(newFake(), clocktest.New(testNow))
 	ts, _ := tb.Update(snap(1, nil,
 		iface("a", "geneve", "remote_ip=::ffff:10.0.0.2", "local_ip=10.0.0.1", "psk=x"),
 		iface("b", "geneve", "remote_ip=flow", "psk=x")))
