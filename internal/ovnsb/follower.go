@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
+
 	"github.com/go-logr/logr"
 	"github.com/ovn-kubernetes/libovsdb/cache"
 	"github.com/ovn-kubernetes/libovsdb/client"
@@ -58,15 +60,6 @@ type State struct {
 	Why string
 }
 
-// Clock is the time source for back-off and echo probes.
-type Clock interface {
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
 // Defaults for the Options.
 const (
 	DefaultMinBackoff     = 100 * time.Millisecond
@@ -79,7 +72,7 @@ const (
 type Option func(*Follower)
 
 // WithClock replaces the real clock (tests).
-func WithClock(c Clock) Option { return func(f *Follower) { f.clock = c } }
+func WithClock(c clock.Clock) Option { return func(f *Follower) { f.clock = c } }
 
 // WithBackoff sets the first and the largest delay between connection
 // attempts; the delay doubles after every round of failed attempts.
@@ -121,7 +114,7 @@ func WithRunDir(dir string) Option { return func(f *Follower) { f.rundir = dir }
 // checked against the server's schema.
 type Follower struct {
 	log            *slog.Logger
-	clock          Clock
+	clock          clock.Clock
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
 	probe          time.Duration
@@ -148,7 +141,7 @@ func New(logger *slog.Logger, opts ...Option) *Follower {
 	}
 	f := &Follower{
 		log:            logger,
-		clock:          realClock{},
+		clock:          clock.Real{},
 		minBackoff:     DefaultMinBackoff,
 		maxBackoff:     DefaultMaxBackoff,
 		probe:          DefaultProbeInterval,
@@ -298,7 +291,7 @@ func (f *Follower) follow(ctx context.Context, remote string) error {
 		// Every endpoint is tried once per round; only then back off.
 		if i == len(usable)-1 || established {
 			delay = f.nextDelay(delay)
-			if !f.waitKick(ctx, f.clock.After(delay)) {
+			if !f.waitKick(ctx, f.after(delay)) {
 				return ctx.Err()
 			}
 			if f.currentRemote() != remote {
@@ -398,7 +391,7 @@ func (f *Follower) session(ctx context.Context, remote string, ep Endpoint) (est
 
 	var probe <-chan time.Time
 	if f.probe > 0 {
-		probe = f.clock.After(f.probe)
+		probe = f.after(f.probe)
 	}
 	for {
 		select {
@@ -417,7 +410,7 @@ func (f *Follower) session(ctx context.Context, remote string, ep Endpoint) (est
 			if err != nil {
 				return true, fmt.Errorf("no echo reply within %v (server hung or unreachable?): %w", f.probe, err)
 			}
-			probe = f.clock.After(f.probe)
+			probe = f.after(f.probe)
 		case <-dirty:
 			f.publish(read())
 		}
@@ -466,4 +459,12 @@ func (f *Follower) publish(s State) {
 	default:
 	}
 	f.updates <- s
+}
+
+// after delivers the time on the returned channel once d has passed on
+// the follower's clock.
+func (f *Follower) after(d time.Duration) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	f.clock.AfterFunc(d, func() { c <- f.clock.Now() })
+	return c
 }

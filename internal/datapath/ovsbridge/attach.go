@@ -17,19 +17,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock"
 )
-
-// Ticker is the part of time.Ticker the attachment uses; tests inject
-// their own.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
-
-type timeTicker struct{ t *time.Ticker }
-
-func (t timeTicker) C() <-chan time.Time { return t.t.C }
-func (t timeTicker) Stop()               { t.t.Stop() }
 
 // Config describes the attachment.
 type Config struct {
@@ -47,8 +37,8 @@ type Config struct {
 	Netns string
 	// CheckInterval is how often Run verifies the table; default 2 s.
 	CheckInterval time.Duration
-	// NewTicker makes Run's ticker; default time.NewTicker.
-	NewTicker func(time.Duration) Ticker
+	// Clock makes Run's ticker; default clock.Real.
+	Clock clock.Clock
 	// GeneveOptions is the Geneve option length counted in the overlay MTU
 	// (OVNGeneveOpt under OVN, 0 otherwise).
 	GeneveOptions int
@@ -87,9 +77,7 @@ func Attach(ctx context.Context, cfg Config) (*Attachment, error) {
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = 2 * time.Second
 	}
-	if cfg.NewTicker == nil {
-		cfg.NewTicker = func(d time.Duration) Ticker { return timeTicker{time.NewTicker(d)} }
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -335,7 +323,7 @@ func compareKinds(cookie Cookie, want []Flow, got []FlowStat) string {
 // are logged and retried at the next tick (while ovs-vswitchd is down,
 // fail_mode=secure keeps br-phy closed).
 func (a *Attachment) Run(ctx context.Context) error {
-	t := a.cfg.NewTicker(a.cfg.CheckInterval)
+	t := a.cfg.Clock.NewTicker(a.cfg.CheckInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/clock/clocktest"
 )
 
 const dumpOutput = `OFPST_FLOW reply (OF1.4) (xid=0x2):
@@ -161,18 +163,16 @@ func (f *fakeOVS) restart(newPort string) {
 	f.ports["ovnsec0"] = PortInfo{OFPort: newPort}
 }
 
-type fakeTicker struct{ c chan time.Time }
-
-func (t fakeTicker) C() <-chan time.Time { return t.c }
-func (t fakeTicker) Stop()               {}
-
 // testAttachment builds an Attachment around a fake OVS without touching
 // devices (Attach itself needs root; the integration test covers it).
-func testAttachment(t *testing.T, f *fakeOVS, tick chan time.Time) *Attachment {
+func testAttachment(t *testing.T, f *fakeOVS, clk *clocktest.Fake) *Attachment {
 	t.Helper()
 	cfg := Config{Bridge: "br-phy", NIC: "nic0", Engine: "ovnsec0", Cookie: 0xab00,
 		OVS: OVS{Runner: f, Target: "br-phy"}, CheckInterval: time.Second,
-		NewTicker: func(time.Duration) Ticker { return fakeTicker{tick} }}
+		Clock: clk}
+	if clk == nil {
+		cfg.Clock = clocktest.New(time.Unix(1700000000, 0))
+	}
 	bc := BridgeConfig{NIC: cfg.NIC, Engine: cfg.Engine, Cookie: cfg.Cookie}
 	flows, err := Rules(bc, nil)
 	if err != nil {
@@ -245,19 +245,23 @@ func TestAttachmentCheck(t *testing.T) {
 
 func TestAttachmentRunReinstallsOnTick(t *testing.T) {
 	f := &fakeOVS{ports: map[string]PortInfo{"nic0": {OFPort: "1"}}}
-	tick := make(chan time.Time)
-	a := testAttachment(t, f, tick)
+	clk := clocktest.New(time.Unix(1700000000, 0))
+	a := testAttachment(t, f, clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	f.restart("4")
-	tick <- time.Time{}
-	tick <- time.Time{} // the second tick is taken only after the first check finished
-	f.mu.Lock()
-	ok := f.flows != "" && f.ports["ovnsec0"].NoFlood
-	f.mu.Unlock()
-	if !ok {
-		t.Error("Run did not re-install after a restart")
+	reinstalled := func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.flows != "" && f.ports["ovnsec0"].NoFlood
+	}
+	for deadline := time.Now().Add(5 * time.Second); !reinstalled(); {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not re-install after a restart")
+		}
+		clk.Advance(time.Second) // a tick of the check interval
+		time.Sleep(time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -314,8 +318,7 @@ func TestAttachmentKeepsInheritedProtection(t *testing.T) {
 	// A previous run protected a peer; the new run must not replace those
 	// rules with an empty table before its tunnels are configured again.
 	f := &fakeOVS{ports: map[string]PortInfo{"nic0": {OFPort: "1"}}}
-	tick := make(chan time.Time)
-	old := testAttachment(t, f, tick)
+	old := testAttachment(t, f, nil)
 	peer := Policy{PeerIP: netip.MustParseAddr("198.51.100.2"), Proto: ProtoGeneve, Mode: ModeProtected}
 	if err := old.SetPolicies(context.Background(), []Policy{peer}); err != nil {
 		t.Fatal(err)

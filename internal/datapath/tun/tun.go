@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/esp"
 )
 
@@ -109,7 +110,9 @@ type Config struct {
 	// SweepInterval is how often Run sweeps the table (retired SAs, time
 	// lifetimes); 0 means one second.
 	SweepInterval time.Duration
-	Logger        *slog.Logger
+	// Clock makes the sweep's ticker; default clock.Real.
+	Clock  clock.Clock
+	Logger *slog.Logger
 }
 
 // Attachment runs the data path between a Device and a Conn.
@@ -122,6 +125,7 @@ type Attachment struct {
 	onNoSA func(netip.Addr)
 	log    *slog.Logger
 	sweep  time.Duration
+	clock  clock.Clock
 
 	pol  atomic.Pointer[policy]
 	mu   sync.Mutex             // serialises policy and SA changes
@@ -169,6 +173,7 @@ func New(cfg Config) (*Attachment, error) {
 		onNoSA: cfg.OnNoSA,
 		log:    cfg.Logger,
 		sweep:  cfg.SweepInterval,
+		clock:  clock.Or(cfg.Clock),
 		bind:   map[esp.SPI]netip.Addr{},
 	}
 	if a.log == nil {
@@ -408,7 +413,7 @@ func (a *Attachment) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- a.runTx() }()
 	go func() { errc <- a.runRx() }()
-	tick := time.NewTicker(a.sweep)
+	tick := a.clock.NewTicker(a.sweep)
 	defer tick.Stop()
 	done := ctx.Done()
 	var err error
@@ -423,7 +428,7 @@ func (a *Attachment) Run(ctx context.Context) error {
 				err = e
 			}
 			a.close() // one side failed or stopped: stop the other
-		case <-tick.C:
+		case <-tick.C():
 			a.Sweep()
 		}
 	}
