@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 )
 
 func (s *system) registerCommands() {
-	s.ctl.Register("tunnels/show", 0, 0, "", s.cmdTunnelsShow)
+	s.ctl.Register("tunnels/show", 0, 1, "[--format=text|json]", s.cmdTunnelsShow)
 	for _, name := range []string{"ipsec/status", "xfrm/policies", "xfrm/state"} {
 		s.ctl.Register(name, 0, 0, "", func(ctx context.Context, _ []string) (string, error) {
 			return s.be.Report(ctx, name)
@@ -37,8 +38,23 @@ func (s *system) registerCommands() {
 	s.registerMemoryCommands()
 }
 
-func (s *system) cmdTunnelsShow(ctx context.Context, _ []string) (string, error) {
+func (s *system) cmdTunnelsShow(ctx context.Context, args []string) (string, error) {
+	format := "text"
+	if len(args) == 1 {
+		f, ok := strings.CutPrefix(args[0], "--format=")
+		if !ok || (f != "text" && f != "json") {
+			return "", fmt.Errorf("unrecognized parameter %q: use --format=text or --format=json", args[0])
+		}
+		format = f
+	}
 	views, berr := s.rec.LiveView(ctx)
+	if format == "json" {
+		b, err := json.MarshalIndent(reconcile.NewDocument(views, berr), "", "  ")
+		if err != nil {
+			return "", fmt.Errorf("tunnels/show: %w", err)
+		}
+		return string(b) + "\n", nil
+	}
 	return renderShow(views, berr), nil
 }
 

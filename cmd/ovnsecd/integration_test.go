@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -20,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/reconcile"
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
 	"github.com/ovnsec/ovnsec/test/harness"
 )
 
@@ -102,6 +106,25 @@ func TestDaemonFollowsDatabase(t *testing.T) {
 	// No charon: the status says so instead of pretending.
 	if !regexp.MustCompile(`Status: +\S.*(charon|strongSwan|vici|VICI)`).MatchString(out) {
 		t.Errorf("status does not name the unreachable IKE daemon:\n%s", out)
+	}
+	// The same data, machine-readable: no secret, the state as data.
+	js, err := d.Appctl("tunnels/show", "--format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc reconcile.Document
+	if err := json.Unmarshal([]byte(js), &doc); err != nil {
+		t.Fatalf("tunnels/show --format=json is not JSON: %v\n%s", err, js)
+	}
+	if len(doc.Tunnels) != 1 || doc.Tunnels[0].Name != "gnv0" || doc.Tunnels[0].RemoteIP != "192.0.2.2" ||
+		doc.Tunnels[0].Auth != tunnel.AuthPSK || doc.Tunnels[0].State == backend.StateUp || doc.Tunnels[0].Code == "" {
+		t.Errorf("JSON view %+v", doc)
+	}
+	if strings.Contains(js, "swordfish") {
+		t.Fatalf("the JSON view printed the PSK:\n%s", js)
+	}
+	if _, err := d.Appctl("tunnels/show", "--format=yaml"); err == nil {
+		t.Error("tunnels/show accepted --format=yaml")
 	}
 
 	// vxlan and gre are picked up too; other types are not.

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -546,5 +547,37 @@ func TestNoPassBeforeFirstDesiredSet(t *testing.T) {
 	r.Pass(context.Background())
 	if got := fb.takeCalls(); !slices.Equal(got, []string{"guard []", "remove leftover"}) {
 		t.Fatalf("calls = %v", got)
+	}
+}
+
+// The JSON document carries what tunnels/show says, as data, and never the
+// PSK.
+func TestDocument(t *testing.T) {
+	tn := geneve("tun", 2)
+	tn.Auth, tn.PSK, tn.CustomOptions = tunnel.AuthPSK, tunnel.NewSecret("swordfish"), []tunnel.Option{{Key: "encapsulation", Value: "yes"}}
+	v := TunnelView{Tunnel: tn, HasStatus: true, Applied: 2, Current: true, Status: backend.TunnelStatus{
+		Version: 2, Phase: backend.PhaseDown, Code: "peer_silent", Reason: "peer silent",
+		IKE:   &backend.IKESAStatus{State: "down"},
+		Conns: []backend.ConnStatus{{Name: "tun-in-2"}, {Name: "tun-out-2"}},
+	}}
+	d := NewDocument([]TunnelView{v}, nil)
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "swordfish") {
+		t.Fatalf("PSK in the document: %s", b)
+	}
+	var back Document
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	got := back.Tunnels[0]
+	if got.State != backend.StateDown || got.Code != "peer_silent" || got.Detail != "peer silent" || got.Options["encapsulation"] != "yes" ||
+		got.IKE == nil || got.IKE.State != "down" || len(got.Conns) != 2 || got.Config != tunnel.StateConfigured || got.Version != 2 {
+		t.Errorf("round trip: %+v", got)
+	}
+	if !strings.Contains(string(b), `"state":"down"`) {
+		t.Errorf("state not rendered as its word: %s", b)
 	}
 }
