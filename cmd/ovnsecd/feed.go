@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/ovnsb"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -36,7 +37,7 @@ type feeder struct {
 // certificates replaced on disk and certificate expiry are noticed without
 // a database change. Nothing is decided before the first snapshot: the
 // policy needs ovn-remote and the tunnel ports.
-func (f *feeder) run(ctx context.Context, snaps <-chan tunnel.Snapshot, sbs <-chan ovnsb.State, tick <-chan time.Time) error {
+func (f *feeder) run(ctx context.Context, snaps <-chan tunnel.Snapshot, sbs <-chan ovnsb.State, tick <-chan time.Time, changed <-chan creds.Change) error {
 	var last tunnel.Snapshot
 	have := false
 	var sb ovnsb.State
@@ -66,6 +67,12 @@ func (f *feeder) run(ctx context.Context, snaps <-chan tunnel.Snapshot, sbs <-ch
 				continue // e.g. another failed connection attempt: nothing to redo
 			}
 		case <-tick:
+			if !have {
+				continue
+			}
+		case <-changed:
+			// A credential file changed: its problems (expiry, key match,
+			// CN) are evaluated again at once, not at the next tick.
 			if !have {
 				continue
 			}

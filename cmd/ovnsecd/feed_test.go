@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/ovnsb"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
@@ -21,13 +22,14 @@ type feedHarness struct {
 	sbs     chan ovnsb.State
 	out     chan []tunnel.Tunnel
 	remotes chan string
+	changed chan creds.Change
 }
 
 func startFeeder(t *testing.T, cfg ovnsb.Config, noDrop bool) *feedHarness {
 	t.Helper()
 	h := &feedHarness{
 		snaps: make(chan tunnel.Snapshot), sbs: make(chan ovnsb.State), out: make(chan []tunnel.Tunnel, 16),
-		remotes: make(chan string, 16),
+		remotes: make(chan string, 16), changed: make(chan creds.Change),
 	}
 	f := &feeder{
 		table:     tunnel.NewTable(tunnel.FileCertReader{}, nil),
@@ -40,7 +42,7 @@ func startFeeder(t *testing.T, cfg ovnsb.Config, noDrop bool) *feedHarness {
 	f.table.RequireIPsec(cfg.Force)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.run(ctx, h.snaps, h.sbs, nil) }()
+	go func() { done <- f.run(ctx, h.snaps, h.sbs, nil, h.changed) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -174,5 +176,22 @@ func TestFeederNoDrop(t *testing.T) {
 	ts := h.next(t, "ipsec=true")
 	if g, _ := findTunnel(ts, "ovn-ch2-0"); g.State != tunnel.StateInvalid || strings.Contains(g.Reason, "dropped") || !strings.Contains(g.Reason, "plaintext") {
 		t.Fatalf("strongSwan reason: %+v", ts)
+	}
+}
+
+// A credential file that changes makes the table evaluate the last
+// snapshot again at once (its problems), without a database change.
+func TestFeederReevaluatesOnCredentialChange(t *testing.T) {
+	h := startFeeder(t, ovnsb.Config{Mode: ovnsb.FollowOff}, false)
+	snap := tunnel.Snapshot{Seq: 1, OtherConfig: map[string]string{}, Interfaces: []tunnel.Interface{
+		{UUID: "u1", Name: "tun", Type: "geneve", Options: map[string]string{"remote_ip": "192.0.2.2", "psk": "x"}},
+	}}
+	h.snaps <- snap
+	if ts := h.next(t, "first snapshot"); len(ts) != 1 {
+		t.Fatalf("tunnels %+v", ts)
+	}
+	h.changed <- creds.Change{Paths: []string{"/etc/ovnsec/cert.pem"}}
+	if ts := h.next(t, "after a credential change"); len(ts) != 1 || ts[0].Version != 1 {
+		t.Fatalf("after the change: %+v, want the same tunnel at the same version", ts)
 	}
 }

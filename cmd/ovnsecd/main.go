@@ -274,8 +274,8 @@ type backendSpec struct {
 	flags []backendFlag
 	// validate checks the configuration before anything starts.
 	validate func(config) error
-	// build starts the backend.
-	build func(context.Context, config, *slog.Logger) (backend.Backend, error)
+	// build starts the backend with the daemon's shared parts.
+	build func(context.Context, config, shared, *slog.Logger) (backend.Backend, error)
 }
 
 // backendFlag is a flag that applies to one backend. Given with another

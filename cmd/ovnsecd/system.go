@@ -19,6 +19,8 @@ import (
 	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/backend/native"
 	"github.com/ovnsec/ovnsec/internal/backend/strongswan"
+	"github.com/ovnsec/ovnsec/internal/clock"
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/ovnsb"
 	"github.com/ovnsec/ovnsec/internal/ovsconf"
 	"github.com/ovnsec/ovnsec/internal/reconcile"
@@ -41,10 +43,11 @@ type system struct {
 	// noDrop: the backend cannot drop a tunnel's packets (it is no
 	// backend.Guard: strongSwan).
 	noDrop bool
-	rec    *reconcile.Reconciler
-	be     backend.Backend
-	ctl    *unixctl.Server
-	pids   []*unixctl.Pidfile
+	shared
+	rec  *reconcile.Reconciler
+	be   backend.Backend
+	ctl  *unixctl.Server
+	pids []*unixctl.Pidfile
 
 	exitOnce sync.Once
 	exitCh   chan exitRequest
@@ -62,12 +65,14 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 		log.Warn(w)
 	}
 	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1)}
-	be, err := spec.build(ctx, c, log.With("backend", spec.name))
+	s.shared = shared{clock: clock.Real{}}
+	s.shared.creds = creds.NewStore(creds.Options{Clock: s.shared.clock, Log: log.With("stage", "creds")})
+	be, err := spec.build(ctx, c, s.shared, log.With("backend", spec.name))
 	if err != nil {
 		return nil, err
 	}
 	s.be = be
-	s.table = tunnel.NewTable(tunnel.FileCertReader{}, nil)
+	s.table = tunnel.NewTable(tunnel.FileCertReader{Store: s.creds}, s.clock)
 	s.table.RequireIPsec(c.requireIPsec)
 	_, guards := be.(backend.Guard)
 	s.noDrop = !guards
@@ -86,7 +91,7 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 			log.Info("following OVN's SB_Global ipsec with --ike-daemon=" + spec.name + " only affects tunnels/show: this backend cannot drop the packets of a tunnel without IPsec options")
 		}
 	}
-	s.rec = reconcile.New(s.be, log, reconcile.Options{})
+	s.rec = reconcile.New(s.be, log, reconcile.Options{Clock: s.clock})
 	s.watcher = ovsconf.New(c.database, log.With("stage", "ovsconf"))
 
 	if err := os.MkdirAll(c.rundir, 0o755); err != nil {
@@ -99,13 +104,21 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	return s, nil
 }
 
+// shared are the parts of the daemon every stage uses: one credentials
+// store (the tunnel table and the backend read the same files once, and a
+// renewed file reaches both) and one clock.
+type shared struct {
+	creds *creds.Store
+	clock clock.Clock
+}
+
 // newStrongswanBackend builds --ike-daemon=strongswan: charon over VICI.
-func newStrongswanBackend(_ context.Context, c config, log *slog.Logger) (backend.Backend, error) {
-	return strongswan.New(strongswan.Config{ViciSocket: c.viciSocket}, log), nil
+func newStrongswanBackend(_ context.Context, c config, sh shared, log *slog.Logger) (backend.Backend, error) {
+	return strongswan.New(strongswan.Config{ViciSocket: c.viciSocket, Creds: sh.creds, Clock: sh.clock}, log), nil
 }
 
 // newNativeBackend builds --ike-daemon=native: the engine on the bridge.
-func newNativeBackend(ctx context.Context, c config, log *slog.Logger) (backend.Backend, error) {
+func newNativeBackend(ctx context.Context, c config, sh shared, log *slog.Logger) (backend.Backend, error) {
 	local, err := underlayAddr(c)
 	if err != nil {
 		return nil, err
@@ -117,6 +130,7 @@ func newNativeBackend(ctx context.Context, c config, log *slog.Logger) (backend.
 	b, err := native.New(ctx, native.Config{
 		Local: local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
 		GeneveOptions: c.geneveOpts, Port: kind, Direct: c.direct, Log: log,
+		Creds: sh.creds, Clock: sh.clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the native backend on bridge %s (NIC %s): %w", c.bridge, c.nic, err)
@@ -228,6 +242,7 @@ func (s *system) run(ctx context.Context) error {
 	// The reconciler does nothing before the first desired set (the
 	// previous run's br-phy rules stay until the database has been read).
 	start("reconcile", s.rec.Run)
+	start("credentials", s.creds.Run)
 	start("tunnels", s.feed)
 	start("memory", func(ctx context.Context) error { return returnMemory(ctx, memoryCheckInterval, idleHeapLimit) })
 
@@ -270,15 +285,17 @@ func (s *system) purgeBackend(ctx context.Context) {
 // feed runs the feed loop (feeder) on the watcher's snapshots, the
 // Southbound follower's values and the reconciliation interval.
 func (s *system) feed(ctx context.Context) error {
-	tick := time.NewTicker(reconcile.DefaultInterval)
+	tick := s.clock.NewTicker(reconcile.DefaultInterval)
 	defer tick.Stop()
+	changes, stop := s.creds.Subscribe()
+	defer stop()
 	f := &feeder{table: s.table, policy: s.policy, desired: s.rec.SetDesired, noDrop: s.noDrop, log: s.log}
 	var sbs <-chan ovnsb.State
 	if s.follower != nil {
 		f.setRemote = s.follower.SetRemote
 		sbs = s.follower.Updates()
 	}
-	return f.run(ctx, s.watcher.Updates(), sbs, tick.C)
+	return f.run(ctx, s.watcher.Updates(), sbs, tick.C(), changes)
 }
 
 func (s *system) requestExit(cleanup bool) {
