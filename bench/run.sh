@@ -338,7 +338,7 @@ $(cat "$FIGURES")
   \`$BENCH_CACHE/bin\` and configured with \`wg\`; **strongSwan charon + kernel-libipsec**:
   userspace ESP on the TUN \`ipsec0\`, tunnel mode, ESP-in-UDP (\`encap = yes\`), AES-GCM-16-256
   (aesni plugin), IKEv2 PSK with aes256gcm16-prfsha256-x25519. kernel-libipsec is loaded before
-  kernel-netlink (the configuration in \`shared/reference/anchors-measured.md\`); the kernel here has
+  kernel-netlink (\`load_modular = no\`: the first kernel-ipsec registered wins); the kernel here has
   no ESP (\`CONFIG_INET_ESP\` off), so kernel IPsec cannot be measured.
 - Rows 2–5: see each row's section above for how it was measured (bench/ovn.sh, bench/ike.sh,
   bench/mesh.sh; each runs on its own as well).

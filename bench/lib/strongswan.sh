@@ -2,9 +2,8 @@
 # strongswan.sh: the strongSwan row. Debian's charon 5.9.8 with
 # kernel-libipsec (userspace ESP on a TUN, ipsec0), tunnel mode, ESP-in-UDP
 # on 4500 (encap = yes), AES-GCM-16-256 through the aesni plugin, IKEv2 PSK.
-# The configuration is the one measured in
-# shared/reference/anchors-measured.md: load_modular = no, kernel-libipsec
-# before kernel-netlink (the first "kernel-ipsec" registered wins), inner
+# The configuration: load_modular = no, kernel-libipsec before
+# kernel-netlink (the first "kernel-ipsec" registered wins), inner
 # hosts as /32 on lo. Each charon runs in the mount namespace of its own
 # unshare with a private tmpfs on /run (charon's pidfile /run/charon.pid is
 # compiled in), its own STRONGSWAN_CONF and its own vici socket.

@@ -1,6 +1,7 @@
 // Commands: the ovs-appctl interface of ovnsecd, in ovs-monitor-ipsec's
 // names and reply formats, plus the status line and reason that upstream
 // lacks.
+
 package main
 
 import (

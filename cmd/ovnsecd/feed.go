@@ -3,6 +3,7 @@
 // tunnel table and the IPsec policy, so snapshots and Southbound values are
 // applied one at a time, in the order they arrive, and a change of the
 // requirement re-evaluates the last snapshot at once.
+
 package main
 
 import (

@@ -2,6 +2,7 @@
 // the OVS daemons' command of the same name) and debug/heap-profile, which
 // writes a pprof heap profile so that what holds the memory can be found
 // without a debug build.
+
 package main
 
 import (

@@ -3,6 +3,7 @@
 // drives the backend; the unixctl server reads the reconciler's view. OVN's
 // SB_Global ipsec, read by the Southbound follower, decides whether the
 // table requires IPsec on every tunnel port.
+
 package main
 
 import (

@@ -1,4 +1,5 @@
 // View: the read-only picture of every tracked tunnel that unixctl renders.
+
 package reconcile
 
 import (

@@ -1,5 +1,6 @@
 // OVSDB: a private Debian ovsdb-server with the real Open_vSwitch schema,
 // for integration tests that drive it with the real ovs-vsctl.
+
 package testenv
 
 import (

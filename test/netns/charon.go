@@ -1,6 +1,7 @@
 // Charon: a private strongSwan charon inside a test namespace, with its own
 // /run (charon's pid file is hard-wired to /run/charon.pid), strongswan.conf,
 // VICI socket and log file.
+
 package netns
 
 import (

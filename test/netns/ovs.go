@@ -3,9 +3,10 @@
 // holds the underlay address with the veth as its NIC port, and one overlay
 // bridge per tunnel protocol with an internal port carrying an overlay
 // address and tunnel ports to every other host. It applies the kernel
-// hygiene of shared/reference/netdev-bump-in-wire.md (arp_ignore,
-// rp_filter, IPv6 off) and offers per-host ovs-vsctl/ofctl/appctl and
-// underlay captures.
+// hygiene a netdev bridge holding the underlay address needs (arp_ignore,
+// rp_filter, IPv6 off, so the veth never answers for the bridge) and
+// offers per-host ovs-vsctl/ofctl/appctl and underlay captures.
+
 package netns
 
 import (

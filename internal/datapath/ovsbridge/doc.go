@@ -1,6 +1,8 @@
 // Package ovsbridge attaches ovnsec's native ESP engine to Open vSwitch's
 // userspace (netdev) datapath as a side-car port on br-phy, the bridge that
-// holds the underlay IP ("layout C" in shared/reference/netdev-bump-in-wire.md).
+// holds the underlay IP: the engine sits beside OVS's data path, not in
+// line between br-phy and the NIC, so OVS still owns the NIC and a stopped
+// engine fails closed for protected peers only.
 //
 // OVS's native tunnelling sends every encapsulated packet through br-phy's
 // OpenFlow table as in_port=LOCAL. Rules computed here (Rules) steer only
