@@ -162,15 +162,22 @@ func (s *Store) loadLocked(path string) (f *file, changed bool) {
 	return f, changed
 }
 
-// Certificates returns every certificate of the PEM file at path, in file
-// order (a chain, end-entity first, or a CA bundle).
-func (s *Store) Certificates(path string) ([]*x509.Certificate, error) {
+// load returns the current version of path and tells the subscribers if
+// it changed since the store last read it.
+func (s *Store) load(path string) *file {
 	s.mu.Lock()
 	f, changed := s.loadLocked(path)
 	s.mu.Unlock()
 	if changed {
 		s.notify([]string{path})
 	}
+	return f
+}
+
+// Certificates returns every certificate of the PEM file at path, in file
+// order (a chain, end-entity first, or a CA bundle).
+func (s *Store) Certificates(path string) ([]*x509.Certificate, error) {
+	f := s.load(path)
 	if f.readErr != nil {
 		return nil, readError("certificate", path, f.readErr)
 	}
@@ -182,12 +189,7 @@ func (s *Store) Certificates(path string) ([]*x509.Certificate, error) {
 
 // PrivateKey returns the private key of the PEM file at path.
 func (s *Store) PrivateKey(path string) (crypto.Signer, error) {
-	s.mu.Lock()
-	f, changed := s.loadLocked(path)
-	s.mu.Unlock()
-	if changed {
-		s.notify([]string{path})
-	}
+	f := s.load(path)
 	if f.readErr != nil {
 		return nil, readError("private key", path, f.readErr)
 	}
@@ -196,12 +198,7 @@ func (s *Store) PrivateKey(path string) (crypto.Signer, error) {
 
 // Fingerprint returns the digest of the file's current content.
 func (s *Store) Fingerprint(path string) (Fingerprint, error) {
-	s.mu.Lock()
-	f, changed := s.loadLocked(path)
-	s.mu.Unlock()
-	if changed {
-		s.notify([]string{path})
-	}
+	f := s.load(path)
 	if f.readErr != nil {
 		return Fingerprint{}, readError("file", path, f.readErr)
 	}

@@ -28,9 +28,21 @@ type OVSDB struct {
 // ovsdb-server on a unix socket; it is stopped when the test ends.
 func StartOVSDB(t testing.TB) *OVSDB {
 	t.Helper()
-	NeedCommands(t, "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-appctl")
-	if _, err := os.Stat(VswitchSchema); err != nil {
-		Missing(t, "schema %s", VswitchSchema)
+	NeedCommands(t, "ovs-vsctl", "ovs-appctl")
+	db := StartSchema(t, VswitchSchema, "Debian package openvswitch-common")
+	db.Vsctl("--no-wait", "init")
+	return db
+}
+
+// StartSchema creates a database from the schema file (pkg names the
+// Debian package that ships it, for the message when it is missing) and
+// starts ovsdb-server on a unix socket in a fresh temporary directory; it
+// is stopped when the test ends.
+func StartSchema(t testing.TB, schema, pkg string) *OVSDB {
+	t.Helper()
+	NeedCommands(t, "ovsdb-server", "ovsdb-tool")
+	if _, err := os.Stat(schema); err != nil {
+		Missing(t, "schema %s (%s)", schema, pkg)
 	}
 	// Unix socket paths are limited to 107 bytes; t.TempDir can be long.
 	dir, err := os.MkdirTemp("", "ovnsec-db-")
@@ -40,12 +52,11 @@ func StartOVSDB(t testing.TB) *OVSDB {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	db := &OVSDB{t: t, Dir: dir, DBFile: filepath.Join(dir, "conf.db"), Sock: filepath.Join(dir, "db.sock")}
 	db.Remote = "unix:" + db.Sock
-	if out, err := exec.Command("ovsdb-tool", "create", db.DBFile, VswitchSchema).CombinedOutput(); err != nil {
-		t.Fatalf("ovsdb-tool create: %v\n%s", err, out)
+	if out, err := exec.Command("ovsdb-tool", "create", db.DBFile, schema).CombinedOutput(); err != nil {
+		t.Fatalf("ovsdb-tool create %s: %v\n%s", schema, err, out)
 	}
 	db.Start()
 	t.Cleanup(db.Stop)
-	db.Vsctl("--no-wait", "init")
 	return db
 }
 
