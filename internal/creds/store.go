@@ -46,6 +46,23 @@ type Change struct {
 	Paths []string
 }
 
+// Source reads certificates and keys by path: a *Store, or a fake in
+// tests. Every backend reads its credentials through one.
+type Source interface {
+	Certificates(path string) ([]*x509.Certificate, error)
+	PrivateKey(path string) (crypto.Signer, error)
+}
+
+// Watcher is implemented by a Source that reports changed files (*Store).
+type Watcher interface {
+	Subscribe() (<-chan Change, func())
+}
+
+var (
+	_ Source  = (*Store)(nil)
+	_ Watcher = (*Store)(nil)
+)
+
 // Store reads and caches credential files. It is safe for concurrent use.
 type Store struct {
 	clk  clock.Clock

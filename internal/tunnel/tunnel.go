@@ -131,6 +131,19 @@ func (t Tunnel) Conns() []string {
 	return []string{t.Name + "-in-" + v, t.Name + "-out-" + v}
 }
 
+// CredPaths lists the credential files a certificate-authenticated tunnel
+// reads: certificate, private key, and the CA bundle (CA-signed) or the
+// pinned peer certificate (self-signed); none for PSK.
+func (t Tunnel) CredPaths() []string {
+	switch t.Auth {
+	case AuthSelfSigned:
+		return []string{t.Certificate, t.PrivateKey, t.RemoteCert}
+	case AuthCASigned:
+		return []string{t.Certificate, t.PrivateKey, t.CACert}
+	}
+	return nil
+}
+
 // Options returns CustomOptions parsed: the one interpretation of the
 // ipsec_* options every backend uses.
 func (t Tunnel) Options() Options { return ParseOptions(t.CustomOptions) }

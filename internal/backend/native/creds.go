@@ -14,12 +14,6 @@ import (
 	"github.com/ovnsec/ovnsec/internal/ike"
 )
 
-// CredWatcher is implemented by a CredLoader that reports changed files
-// (*creds.Store).
-type CredWatcher interface {
-	Subscribe() (<-chan creds.Change, func())
-}
-
 // keyMatcher is implemented by CredLoaders that can check a key against
 // its certificate (*creds.Store).
 type keyMatcher interface {

@@ -326,7 +326,7 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 		b.goRun("SA sweeper", b.sweep)
 	}
 	b.goRun("SA rekeyer", b.rekeyer)
-	if w, ok := cfg.Creds.(CredWatcher); ok {
+	if w, ok := cfg.Creds.(creds.Watcher); ok {
 		changes, cancel := w.Subscribe()
 		b.goRun("credentials follower", func(ctx context.Context) error {
 			defer cancel()

@@ -6,8 +6,6 @@
 package native
 
 import (
-	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -16,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike"
@@ -28,13 +27,10 @@ const (
 	protoGRE = 47
 )
 
-// CredLoader reads certificates and keys: a *creds.Store (the default),
-// or a fake in tests. When it also implements CredWatcher, the backend
-// follows changed files (creds.go).
-type CredLoader interface {
-	Certificates(path string) ([]*x509.Certificate, error)
-	PrivateKey(path string) (crypto.Signer, error)
-}
+// CredLoader reads certificates and keys (creds.Source): a *creds.Store
+// (the default), or a fake in tests. When it is also a creds.Watcher, the
+// backend follows changed files (creds.go).
+type CredLoader = creds.Source
 
 // plan is everything Ensure installs for one tunnel.
 type plan struct {
@@ -134,20 +130,8 @@ func planTunnel(t tunnel.Tunnel, local netip.Addr, creds CredLoader) (*plan, err
 		}
 	}
 	p.peer = peer
-	p.credPaths = credPaths(t)
+	p.credPaths = t.CredPaths()
 	return p, nil
-}
-
-// credPaths lists the credential files a certificate-authenticated tunnel
-// reads (none for PSK).
-func credPaths(t tunnel.Tunnel) []string {
-	switch t.Auth {
-	case tunnel.AuthSelfSigned:
-		return []string{t.Certificate, t.PrivateKey, t.RemoteCert}
-	case tunnel.AuthCASigned:
-		return []string{t.Certificate, t.PrivateKey, t.CACert}
-	}
-	return nil
 }
 
 // nativeOptions are the custom options the native backend honours; the

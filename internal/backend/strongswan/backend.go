@@ -43,7 +43,7 @@ type Config struct {
 	LogRetry time.Duration
 	// Creds reads certificates and private keys; defaults to a
 	// creds.Store of the backend's own, polled by the backend. When it is
-	// also a CredWatcher (a *creds.Store is), files renewed under the same
+	// also a creds.Watcher (a *creds.Store is), files renewed under the same
 	// path are loaded into charon for the tunnels that use them, without
 	// touching their connections' SAs.
 	Creds CredLoader
@@ -133,7 +133,7 @@ func New(cfg Config, logger *slog.Logger) *Backend {
 		stop:    cancel,
 		logDone: make(chan struct{}),
 	}
-	if w, ok := cfg.Creds.(CredWatcher); ok {
+	if w, ok := cfg.Creds.(creds.Watcher); ok {
 		changes, unsubscribe := w.Subscribe()
 		b.wg.Add(1)
 		go func() {

@@ -25,12 +25,9 @@ import (
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
-// CredLoader reads certificates and keys by path: a *creds.Store (the
-// default), or a fake in tests.
-type CredLoader interface {
-	Certificates(path string) ([]*x509.Certificate, error)
-	PrivateKey(path string) (crypto.Signer, error)
-}
+// CredLoader reads certificates and keys by path (creds.Source): a
+// *creds.Store (the default), or a fake in tests.
+type CredLoader = creds.Source
 
 // keyMaterial is a private key in the form charon's load-key takes.
 type keyMaterial struct {
@@ -47,23 +44,6 @@ type credMaterial struct {
 	// together.
 	cert   *x509.Certificate
 	signer crypto.Signer
-}
-
-// CredWatcher is implemented by a CredLoader that reports changed files
-// (*creds.Store).
-type CredWatcher interface {
-	Subscribe() (<-chan creds.Change, func())
-}
-
-// credPaths lists the credential files a tunnel's material is read from.
-func credPaths(t tunnel.Tunnel) []string {
-	switch t.Auth {
-	case tunnel.AuthSelfSigned:
-		return []string{t.Certificate, t.PrivateKey, t.RemoteCert}
-	case tunnel.AuthCASigned:
-		return []string{t.Certificate, t.PrivateKey, t.CACert}
-	}
-	return nil
 }
 
 // keyMatches reports an error unless the private key belongs to the local

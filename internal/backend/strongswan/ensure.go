@@ -54,7 +54,7 @@ func (b *Backend) ensure(ctx context.Context, t tunnel.Tunnel, renewal bool) err
 	// matches again; the change of the second file brings it.
 	credErr := ""
 	if err := mat.keyMatches(t); err != nil {
-		if prev == nil || prev.mat == nil || !slices.Equal(prev.credPaths, credPaths(t)) {
+		if prev == nil || prev.mat == nil || !slices.Equal(prev.credPaths, t.CredPaths()) {
 			return fmt.Errorf("tunnel %s: %w", t.Name, err)
 		}
 		if prev.credErr != err.Error() {
@@ -92,7 +92,7 @@ func (b *Backend) ensure(ctx context.Context, t tunnel.Tunnel, renewal bool) err
 	} else {
 		st.mat = nil
 	}
-	st.credPaths, st.credErr = credPaths(t), credErr
+	st.credPaths, st.credErr = t.CredPaths(), credErr
 	if !present || st.connFP != connFP {
 		if _, err := b.call(ctx, "load-conn", spec.Msg); err != nil {
 			return fmt.Errorf("ensure tunnel %s: load connection %s: %w", t.Name, spec.IKE, err)

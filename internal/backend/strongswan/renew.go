@@ -80,7 +80,7 @@ func (b *Backend) credsChanged(ctx context.Context, match func(*tunnelState) boo
 			b.log.Warn("renewed credentials not loaded into charon; new IKE SAs keep using the previous ones", "tunnel", t.Name, "err", err)
 			failed = append(failed, t.Name)
 		case !held:
-			b.log.Info("credential files renewed; loaded into charon, established SAs kept", "tunnel", t.Name, "files", credPaths(t))
+			b.log.Info("credential files renewed; loaded into charon, established SAs kept", "tunnel", t.Name, "files", t.CredPaths())
 		}
 	}
 	return failed
