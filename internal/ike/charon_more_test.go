@@ -101,7 +101,7 @@ func TestCharonNoProposal(t *testing.T) {
 	}
 }
 
-// TestCharonTool runs the ovnsec-ike command in h6-iket-a against charon.
+// TestCharonTool runs the ovnsec-ike command in iket-a against charon.
 func TestCharonTool(t *testing.T) {
 	setupNetns(t)
 	bin := filepath.Join(t.TempDir(), "ovnsec-ike")

@@ -19,7 +19,7 @@ import (
 	"github.com/ovnsec/ovnsec/internal/esp"
 )
 
-// startOvnsec runs an Engine with its sockets in h6-iket-a.
+// startOvnsec runs an Engine with its sockets in iket-a.
 func startOvnsec(t *testing.T, mod func(*Config)) *side {
 	t.Helper()
 	s := &side{rec: &Recorder{}, ip: mustAddr(ipA)}

@@ -1,6 +1,6 @@
-// Interop harness: two network namespaces (h6-iket-a for ovnsec, h6-iket-b for
+// Interop harness: two network namespaces (iket-a for ovnsec, iket-b for
 // charon) on 203.0.113.0/24, a private charon with kernel-libipsec in
-// h6-iket-b (own /run, strongswan.conf, VICI socket, log), swanctl configs,
+// iket-b (own /run, strongswan.conf, VICI socket, log), swanctl configs,
 // and test certificates made with crypto/x509.
 
 package ike
@@ -34,8 +34,8 @@ import (
 
 const (
 	charonBin = "/usr/lib/ipsec/charon"
-	nsA       = "h6-iket-a" // ovnsec
-	nsB       = "h6-iket-b" // charon
+	nsA       = "iket-a" // ovnsec
+	nsB       = "iket-b" // charon
 	ipA       = "203.0.113.1"
 	ipB       = "203.0.113.2"
 	innerA    = "203.0.113.101" // tunnel-mode inner hosts, on lo
@@ -53,7 +53,7 @@ func run(t testing.TB, args ...string) string {
 	return string(out)
 }
 
-// setupNetns creates h6-iket-a and h6-iket-b joined by a veth pair.
+// setupNetns creates iket-a and iket-b joined by a veth pair.
 func setupNetns(t testing.TB) {
 	t.Helper()
 	testenv.Short(t)
@@ -100,7 +100,7 @@ func inNetns(t testing.TB, name string, f func()) {
 	f()
 }
 
-// charon is a private charon in h6-iket-b (test/netns starts and stops it).
+// charon is a private charon in iket-b (test/netns starts and stops it).
 type charon struct {
 	*tnetns.Charon
 	t   testing.TB
