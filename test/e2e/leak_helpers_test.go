@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
 // leakPkt is one captured inter-chassis packet.
@@ -637,19 +640,19 @@ const leakSBCause = "IPsec is required on this host (OVN SB_Global ipsec=true)"
 // packets blocked.
 func (l *leakEnv) allBlockedBySB() error {
 	for i, ch := range l.chassis {
-		shown, _, err := l.show(i)
+		s, err := l.show(i)
 		if err != nil {
 			return err
 		}
-		if len(shown) != len(l.chassis)-1 {
-			return fmt.Errorf("%s lists %d tunnels", ch, len(shown))
+		if len(s.Tunnels) != len(l.chassis)-1 {
+			return fmt.Errorf("%s lists %d tunnels", ch, len(s.Tunnels))
 		}
-		for _, s := range shown {
-			if !strings.Contains(s.header, "(INVALID: "+leakSBCause) {
-				return fmt.Errorf("%s %s", ch, s.header)
+		for _, d := range s.Tunnels {
+			if d.Config != tunnel.StateInvalid || !strings.Contains(d.Detail, "configuration is invalid: "+leakSBCause) {
+				return fmt.Errorf("%s %s v%d %s: Status %s", ch, d.Name, d.Version, d.Config, harness.Status(d))
 			}
-			if !strings.Contains(s.status, "blocked:") {
-				return fmt.Errorf("%s %s: Status %q (not blocked yet)", ch, s.header, s.status)
+			if !strings.Contains(d.Detail, "blocked:") {
+				return fmt.Errorf("%s %s: Status %s (not blocked yet)", ch, d.Name, harness.Status(d))
 			}
 		}
 	}

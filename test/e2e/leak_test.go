@@ -23,13 +23,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
 // leakState is the demo's state directory for this test: the daemons'
@@ -62,36 +64,33 @@ func (l *leakEnv) ctl(i int) string {
 	return filepath.Join(l.rundir(i), "ovnsecd."+strings.TrimSpace(string(b))+".ctl")
 }
 
-func (l *leakEnv) show(i int) ([]demoShownTunnel, string, error) {
-	out, err := demoRun(10*time.Second, "ovs-appctl", "--timeout=5", "-t", l.ctl(i), "tunnels/show")
+// show is chassis i's tunnels/show, its JSON view.
+func (l *leakEnv) show(i int) (harness.Show, error) {
+	s, err := harness.ShowCtl(l.ctl(i))
 	if err != nil {
-		return nil, "", err
+		return s, fmt.Errorf("%s: %w", l.chassis[i], err)
 	}
-	var shown []demoShownTunnel
-	for _, ln := range strings.Split(out, "\n") {
-		switch {
-		case strings.HasPrefix(ln, "Interface name: "):
-			shown = append(shown, demoShownTunnel{header: strings.TrimPrefix(ln, "Interface name: ")})
-		case len(shown) > 0 && strings.HasPrefix(strings.TrimSpace(ln), "Status:"):
-			shown[len(shown)-1].status = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(ln), "Status:"))
-		}
-	}
-	return shown, out, nil
+	return s, nil
+}
+
+// showText is chassis i's tunnels/show as text, for the logs.
+func (l *leakEnv) showText(i int) (string, error) {
+	return demoRun(10*time.Second, "ovs-appctl", "--timeout=5", "-t", l.ctl(i), "tunnels/show")
 }
 
 // allUp checks that every chassis lists all its tunnels as up.
 func (l *leakEnv) allUp() error {
 	for i, ch := range l.chassis {
-		shown, _, err := l.show(i)
+		s, err := l.show(i)
 		if err != nil {
 			return err
 		}
-		if len(shown) != len(l.chassis)-1 {
-			return fmt.Errorf("%s lists %d tunnels", ch, len(shown))
+		if len(s.Tunnels) != len(l.chassis)-1 {
+			return fmt.Errorf("%s lists %d tunnels", ch, len(s.Tunnels))
 		}
-		for _, s := range shown {
-			if s.status != "up" {
-				return fmt.Errorf("%s %s: Status %q", ch, s.header, s.status)
+		for _, d := range s.Tunnels {
+			if d.State != backend.StateUp {
+				return fmt.Errorf("%s %s v%d: Status %s", ch, d.Name, d.Version, harness.Status(d))
 			}
 		}
 	}
@@ -358,8 +357,8 @@ func (l *leakEnv) ipsecOffEverywhere() error {
 				return fmt.Errorf("%s %s still has remote_name", ch, p.name)
 			}
 		}
-		if shown, _, err := l.show(i); err != nil || len(shown) != 0 {
-			return fmt.Errorf("%s: tunnels/show lists %d tunnels (%v)", ch, len(shown), err)
+		if s, err := l.show(i); err != nil || len(s.Tunnels) != 0 {
+			return fmt.Errorf("%s: tunnels/show lists %d tunnels (%v)", ch, len(s.Tunnels), err)
 		}
 	}
 	return nil
@@ -385,20 +384,20 @@ func (l *leakEnv) requiredSwitchOver(t *testing.T) {
 	}
 	demoEventually(t, 30*time.Second, "every tunnel listed INVALID under --require-ipsec", func() error {
 		for i, ch := range l.chassis {
-			shown, out, err := l.show(i)
+			s, err := l.show(i)
 			if err != nil {
 				return err
 			}
-			if len(shown) != len(l.chassis)-1 {
-				return fmt.Errorf("%s lists %d tunnels", ch, len(shown))
+			if len(s.Tunnels) != len(l.chassis)-1 {
+				return fmt.Errorf("%s lists %d tunnels", ch, len(s.Tunnels))
 			}
-			for _, s := range shown {
-				if !strings.Contains(s.header, "(INVALID") {
-					return fmt.Errorf("%s %s", ch, s.header)
+			for _, d := range s.Tunnels {
+				if d.Config != tunnel.StateInvalid {
+					return fmt.Errorf("%s %s v%d %s", ch, d.Name, d.Version, d.Config)
 				}
-			}
-			if !strings.Contains(out, "--require-ipsec") {
-				return fmt.Errorf("%s: tunnels/show does not name --require-ipsec:\n%s", ch, out)
+				if !strings.Contains(d.Detail, "--require-ipsec") {
+					return fmt.Errorf("%s %s: Status %s does not name --require-ipsec", ch, d.Name, harness.Status(d))
+				}
 			}
 		}
 		return nil
@@ -677,12 +676,6 @@ func (l *leakEnv) restartVswitchd(t *testing.T) {
 	l.noLeak(t, "ovs-vswitchd restart", from, time.Now())
 }
 
-// leakSPIRE finds the SPIs in tunnels/show: the IKE SA's and each child's.
-var (
-	leakIKESPIRE   = regexp.MustCompile(`IKE SA: established.*SPIs (\S+_i \S+_r)`)
-	leakChildSPIRE = regexp.MustCompile(`(?m)^  (\S+-out-\d+): ESP SPIs (\S+_i \S+_o)`)
-)
-
 // rekeys: short lifetimes on the ch1-ch2 tunnel (set per interface; OVN
 // 23.03 does not propagate NB ipsec_* lifetimes, and ovn-controller
 // rewrites a tunnel port's options, so it is paused meanwhile), 10 ms
@@ -725,12 +718,13 @@ func (l *leakEnv) rekeys(t *testing.T) {
 	}
 	demoEventually(t, 60*time.Second, "ch1-ch2 tunnel up again with the short lifetimes", func() error {
 		for _, i := range pair {
-			_, out, err := l.show(i)
+			s, err := l.show(i)
 			if err != nil {
 				return err
 			}
-			if !strings.Contains(out, fmt.Sprintf("'salifetime': '%ds'", int(childLife.Seconds()))) {
-				return fmt.Errorf("%s: tunnels/show lists no salifetime custom option yet", l.chassis[i])
+			d, _ := s.Tunnel(port[i])
+			if want := fmt.Sprintf("%ds", int(childLife.Seconds())); d.Options["salifetime"] != want {
+				return fmt.Errorf("%s: tunnels/show lists no salifetime=%s custom option on %s yet (options %v)", l.chassis[i], want, port[i], d.Options)
 			}
 		}
 		return l.allUp()
@@ -756,27 +750,31 @@ poll:
 			break poll
 		case <-time.After(250 * time.Millisecond):
 		}
-		_, out, err := l.show(0)
+		s, err := l.show(0)
 		if err != nil {
 			continue
 		}
-		for _, blk := range strings.Split(out, "Interface name: ") {
-			if !strings.HasPrefix(blk, port[0]+" ") {
+		d, ok := s.Tunnel(port[0])
+		if !ok {
+			continue
+		}
+		now := leakStamp(time.Now())
+		if d.IKE != nil && d.IKE.State == "established" {
+			if spis := d.IKE.SPIi + "_i " + d.IKE.SPIr + "_r"; !ikeSPIs[spis] {
+				ikeSPIs[spis] = true
+				events = append(events, now+" IKE SA "+spis)
+			}
+		}
+		for _, c := range d.Children {
+			if !strings.Contains(c.Name, "-out-") {
 				continue
 			}
-			now := leakStamp(time.Now())
-			if m := leakIKESPIRE.FindStringSubmatch(blk); m != nil && !ikeSPIs[m[1]] {
-				ikeSPIs[m[1]] = true
-				events = append(events, now+" IKE SA "+m[1])
+			if childSPIs[c.Name] == nil {
+				childSPIs[c.Name] = map[string]bool{}
 			}
-			for _, m := range leakChildSPIRE.FindAllStringSubmatch(blk, -1) {
-				if childSPIs[m[1]] == nil {
-					childSPIs[m[1]] = map[string]bool{}
-				}
-				if !childSPIs[m[1]][m[2]] {
-					childSPIs[m[1]][m[2]] = true
-					events = append(events, now+" "+m[1]+" "+m[2])
-				}
+			if spis := c.InSPI + "_i " + c.OutSPI + "_o"; !childSPIs[c.Name][spis] {
+				childSPIs[c.Name][spis] = true
+				events = append(events, now+" "+c.Name+" "+spis)
 			}
 		}
 	}
@@ -823,7 +821,7 @@ poll:
 	}
 	stopped := time.Now()
 	time.Sleep(childLife + 2*time.Second)
-	if _, out, err := l.show(0); err != nil {
+	if out, err := l.showText(0); err != nil {
 		t.Errorf("ch1 tunnels/show with ch2's ovnsecd stopped: %v", err)
 	} else {
 		t.Logf("ch1 after %v without ch2's ovnsecd:\n%s", time.Since(stopped).Round(time.Second), demoHead(strings.Split(out, "\n"), 25))

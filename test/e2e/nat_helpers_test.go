@@ -13,9 +13,7 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,10 +49,7 @@ func natUp(t *testing.T, prefix string, ovnsecdArgs ...string) *natEnv {
 	t.Helper()
 	natPrereqs(t)
 	start := time.Now()
-	e := &natEnv{tutEnv: &tutEnv{bin: harness.Binaries(t), certs: t.TempDir()}, nat: prefix + "-hub"}
-	if len(ovnsecdArgs) > 0 {
-		e.bin = natWrapOvnsecd(t, e.bin, ovnsecdArgs)
-	}
+	e := &natEnv{tutEnv: &tutEnv{bin: harness.Binaries(t), certs: t.TempDir(), args: ovnsecdArgs}, nat: prefix + "-hub"}
 	hs := netns.OVSHosts(t, netns.OVSOptions{Prefix: prefix, Hosts: 3, Underlay: tutUnderlay, Phy: prefix + "phy"})
 	var hosts []*tutHost
 	for i, oh := range hs[:2] {
@@ -77,19 +72,6 @@ func natUp(t *testing.T, prefix string, ovnsecdArgs ...string) *natEnv {
 	}
 	t.Logf("%s: two hosts behind a port-translating NAT, native ovnsecd up in %.1f s", prefix, time.Since(start).Seconds())
 	return e
-}
-
-// natWrapOvnsecd returns a directory whose ovnsecd runs bin's with args
-// first (tutEnv.startOvnsecd has a fixed command line). exec keeps the
-// process ID, so the pidfile and control socket are ovnsecd's own.
-func natWrapOvnsecd(t *testing.T, bin string, args []string) string {
-	t.Helper()
-	dir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nexec %s %s \"$@\"\n", filepath.Join(bin, "ovnsecd"), strings.Join(args, " "))
-	if err := os.WriteFile(filepath.Join(dir, "ovnsecd"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // natSetup turns the hub into the NAT: a's and b's ports leave the bridge

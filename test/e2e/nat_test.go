@@ -103,7 +103,36 @@ func testNATPortTranslated(t *testing.T, ovnsecdArgs ...string) {
 			t.Fatal(err)
 		}
 	}
-	// a is behind the NAT and sends to b's 4500; b sends to a's mapped port.
+	// a is behind the NAT and sends to b's 4500; b sends to a's mapped
+	// port. The JSON view's IKE and Child SAs say so as data.
+	natWant := map[*tutHost]struct {
+		local, remote bool
+		encap         string
+	}{
+		a: {true, false, "udp 4500->4500"},
+		b: {false, true, fmt.Sprintf("udp 4500->%d", natMapped4500)},
+	}
+	for _, h := range []*tutHost{a, b} {
+		d, err := h.tunnel("tun")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := natWant[h]
+		if d.IKE == nil || !d.IKE.Encap || d.IKE.NATLocal != w.local || d.IKE.NATRemote != w.remote {
+			t.Errorf("%s: IKE SA %+v, want UDP-encapsulated with NAT local=%v remote=%v", h.Name, d.IKE, w.local, w.remote)
+		}
+		if len(d.Children) == 0 {
+			t.Errorf("%s: no Child SA listed", h.Name)
+		}
+		for _, c := range d.Children {
+			if c.Encap != w.encap {
+				t.Errorf("%s: Child SA %s encap %q, want %q", h.Name, c.Name, c.Encap, w.encap)
+			}
+		}
+	}
+	// The text says it too, in the words the README quotes ("...,
+	// UDP-encapsulated, NAT local=false remote=true"): a check of the text
+	// output itself.
 	want := map[*tutHost][]string{
 		a: {"UDP-encapsulated", "NAT local=true remote=false", "encap udp 4500->4500"},
 		b: {"UDP-encapsulated", "NAT local=false remote=true", fmt.Sprintf("encap udp 4500->%d", natMapped4500)},

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/backend"
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
 // demoProbeNative reports why ovnsecd refuses the native backend, or "" when
@@ -55,8 +57,8 @@ func TestOVNIPsecEncrypts(t *testing.T) {
 	demoEventually(t, 60*time.Second, "every tunnel up", func() error {
 		for i, ch := range e.chassis {
 			for _, s := range e.tunnelsShow(t, i) {
-				if s.status != "up" {
-					return fmt.Errorf("%s %s: Status %q", ch, s.header, s.status)
+				if s.State != backend.StateUp {
+					return fmt.Errorf("%s %s: Status %s", ch, s.Name, harness.Status(s))
 				}
 			}
 		}

@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/reconcile"
 	"github.com/ovnsec/ovnsec/internal/testenv"
+	"github.com/ovnsec/ovnsec/internal/tunnel"
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
 // nativeArgs starts ovnsecd with the native backend; the test hands it to
@@ -362,32 +365,14 @@ func (e *demoEnv) tunnels(t *testing.T, i int) []demoTunnelPort {
 	return ports
 }
 
-// demoShownTunnel is one block of ovnsecd's tunnels/show.
-type demoShownTunnel struct {
-	header     string // "ovn-ch2-0 v1 (CONFIGURED)"
-	remoteName string
-	status     string
-}
-
-func (e *demoEnv) tunnelsShow(t *testing.T, i int) []demoShownTunnel {
+// tunnelsShow is chassis i's ovnsecd tunnels/show, its JSON view.
+func (e *demoEnv) tunnelsShow(t *testing.T, i int) []reconcile.TunnelDoc {
 	t.Helper()
-	out, err := demoRun(10*time.Second, "ovs-appctl", "--timeout=5", "-t", e.ctls[i], "tunnels/show")
+	s, err := harness.ShowCtl(e.ctls[i])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var shown []demoShownTunnel
-	for _, l := range strings.Split(out, "\n") {
-		switch {
-		case strings.HasPrefix(l, "Interface name: "):
-			shown = append(shown, demoShownTunnel{header: strings.TrimPrefix(l, "Interface name: ")})
-		case len(shown) == 0:
-		case strings.HasPrefix(strings.TrimSpace(l), "Remote name:"):
-			shown[len(shown)-1].remoteName = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "Remote name:"))
-		case strings.HasPrefix(strings.TrimSpace(l), "Status:"):
-			shown[len(shown)-1].status = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "Status:"))
-		}
-	}
-	return shown
+	return s.Tunnels
 }
 
 // demoEventually retries check until it returns nil or the timeout passes.
@@ -442,9 +427,8 @@ func (e *demoEnv) ipsecOn(t *testing.T) error {
 			return fmt.Errorf("%s tunnels/show lists %d tunnels, want %d", ch, len(shown), len(want))
 		}
 		for _, s := range shown {
-			name, _, _ := strings.Cut(s.header, " ")
-			if !strings.HasSuffix(s.header, "(CONFIGURED)") || want[name] == "" || s.remoteName != want[name] {
-				return fmt.Errorf("%s tunnels/show: %q remote name %q, want CONFIGURED with remote name %q", ch, s.header, s.remoteName, want[name])
+			if s.Config != tunnel.StateConfigured || want[s.Name] == "" || s.RemoteName != want[s.Name] {
+				return fmt.Errorf("%s tunnels/show: %s v%d %s remote name %q, want CONFIGURED with remote name %q", ch, s.Name, s.Version, s.Config, s.RemoteName, want[s.Name])
 			}
 		}
 	}
@@ -468,7 +452,7 @@ func (e *demoEnv) ipsecOff(t *testing.T) error {
 			}
 		}
 		if shown := e.tunnelsShow(t, i); len(shown) != 0 {
-			return fmt.Errorf("%s tunnels/show still lists %d tunnels (first %q)", ch, len(shown), shown[0].header)
+			return fmt.Errorf("%s tunnels/show still lists %d tunnels (first %s)", ch, len(shown), shown[0].Name)
 		}
 	}
 	return nil

@@ -12,13 +12,14 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
 // secPlaintext matches tunnel packets in clear, including the dst_port
@@ -96,6 +97,15 @@ func TestSecurityLeakTwoHost(t *testing.T) {
 		if n := c.Count("ip proto 50"); n < 6 {
 			t.Errorf("only %d ESP packets for 6 pings", n)
 		}
+		d, err := e.a.tunnel("tun")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.DstPort != 6082 {
+			t.Errorf("tunnels/show's JSON view protects dst_port %d, want 6082", d.DstPort)
+		}
+		// The text must say it too, in the lines an operator reads (a
+		// check of the text output itself).
 		show, _ := e.a.show()
 		if !strings.Contains(show, "Dst port:       6082") || !strings.Contains(show, `ovs-vswitchd reads it as 6082`) {
 			t.Errorf("tunnels/show does not say which port is protected and why:\n%s", show)
@@ -139,7 +149,7 @@ func TestSecurityLeakTwoHost(t *testing.T) {
 		}
 		e.waitFor(t, 10*time.Second, false, "b counts the replays and the corrupted packet", func() error {
 			after := secDrops(t, e.b)
-			if after["replay"]-before["replay"] < len(frames) || after["auth"]-before["auth"] < 1 {
+			if after["replay"] < before["replay"]+uint64(len(frames)) || after["auth"] < before["auth"]+1 {
 				return fmt.Errorf("drops before %v, after %v; want replay +%d, auth +1", before, after, len(frames))
 			}
 			return nil
@@ -156,8 +166,12 @@ func TestSecurityLeakTwoHost(t *testing.T) {
 func (e *tutEnv) secNoPlaintext(t *testing.T, why string) {
 	t.Helper()
 	e.waitFor(t, 30*time.Second, true, "a shows tun blocked", func() error {
-		if s := e.a.status("tun"); !strings.HasPrefix(s, "blocked:") || !strings.Contains(s, why) {
-			return fmt.Errorf("Status %q, want blocked naming %q", s, why)
+		d, err := e.a.tunnel("tun")
+		if err != nil {
+			return err
+		}
+		if d.State != backend.StateBlocked || !strings.Contains(d.Detail, why) {
+			return fmt.Errorf("Status %s, want blocked naming %q", harness.Status(d), why)
 		}
 		return nil
 	})
@@ -171,26 +185,23 @@ func (e *tutEnv) secNoPlaintext(t *testing.T, why string) {
 	if okA || okB {
 		t.Errorf("pings crossed a blocked tunnel (a->b %v, b->a %v)", okA, okB)
 	}
-	t.Logf("a: Status %s", e.a.status("tun"))
+	t.Logf("a: Status %s", e.a.statusOf("tun"))
 }
 
-// secDrops sums the drop counters of h's Child SAs in tunnels/show
-// ("drops replay=3 auth=1").
-func secDrops(t *testing.T, h *tutHost) map[string]int {
+// secDrops sums the drop counters of h's Child SAs by reason ("replay",
+// "auth", ...), from the JSON view.
+func secDrops(t *testing.T, h *tutHost) map[string]uint64 {
 	t.Helper()
-	out, err := h.show()
+	s, err := h.doc()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string]int{}
-	for _, l := range strings.Split(out, "\n") {
-		_, drops, ok := strings.Cut(l, ", drops ")
-		if !ok {
-			continue
-		}
-		for _, kv := range regexp.MustCompile(`(\w[\w-]*)=(\d+)`).FindAllStringSubmatch(drops, -1) {
-			n, _ := strconv.Atoi(kv[2])
-			m[kv[1]] += n
+	m := map[string]uint64{}
+	for _, d := range s.Tunnels {
+		for _, c := range d.Children {
+			for reason, n := range c.Drops {
+				m[reason] += n
+			}
 		}
 	}
 	return m

@@ -3,21 +3,23 @@
 // an ovnsecd with the native backend started inside the host's namespace
 // against the host's own ovsdb, plus certificates made by `ovnsec pki` and
 // the helpers the tutorial tests use to reconfigure the tunnel port `tun`,
-// read tunnels/show and classify underlay captures.
+// read tunnels/show (its JSON view through test/harness, its text for the
+// logs) and classify underlay captures.
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/reconcile"
 	"github.com/ovnsec/ovnsec/internal/testenv"
 	"github.com/ovnsec/ovnsec/test/harness"
 	"github.com/ovnsec/ovnsec/test/netns"
@@ -44,8 +46,9 @@ type tutHost struct {
 // tutEnv is the two hosts and their credentials.
 type tutEnv struct {
 	a, b  *tutHost
-	bin   string // ovnsec binaries
-	certs string // credentials directory
+	bin   string   // ovnsec binaries
+	certs string   // credentials directory
+	args  []string // more ovnsecd flags (NAT: --direct-to-nic=false)
 }
 
 func tutPrereqs(t *testing.T) {
@@ -97,71 +100,40 @@ func tutNth(p netip.Prefix, n int) netip.Addr {
 	return a
 }
 
-// startOvnsecd runs ovnsecd in h's namespace as scripts/demo.sh does, with
-// OVS_RUNDIR pointing at the host so that the backend's ovs-vsctl and
-// ovs-ofctl reach this host's OVS.
+// startOvnsecd runs ovnsecd in h's namespace (harness.StartNative, as
+// scripts/demo.sh does) with the engine port <prefix>eng and e.args, and
+// waits until it answers.
 func (e *tutEnv) startOvnsecd(t *testing.T, h *tutHost, prefix string) {
 	t.Helper()
-	pidfile := filepath.Join(h.Dir, "ovnsecd.pid")
-	h.log = filepath.Join(h.Dir, "ovnsecd.log")
-	out, err := os.Create(filepath.Join(h.Dir, "ovnsecd.out"))
+	d, err := harness.StartNative(h.OVSHost, harness.NativeOptions{Bin: e.bin,
+		Args: append([]string{"--engine-port=" + prefix + "eng"}, e.args...)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
-	cmd := exec.Command("ip", "netns", "exec", h.Name, "env",
-		"OVS_RUNDIR="+h.Dir, "OVS_DBDIR="+h.Dir, "OVS_LOGDIR="+h.Dir,
-		filepath.Join(e.bin, "ovnsecd"), "--rundir="+h.Dir, "--pidfile="+pidfile, "--log-file="+h.log,
-		"--log-level=debug", "--ike-daemon=native", "--bridge="+h.Phy, "--nic="+h.Dev,
-		"--engine-port="+prefix+"eng", h.DB())
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: start ovnsecd: %v", h.Name, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
+	h.log = d.Log
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		d.Stop(10 * time.Second)
 		if t.Failed() {
-			if b, err := os.ReadFile(h.log); err == nil {
+			if b, err := os.ReadFile(d.Log); err == nil {
 				t.Logf("%s ovnsecd.log (tail):\n%s", h.Name, tutTail(string(b), 40))
 			}
-			if b, err := os.ReadFile(filepath.Join(h.Dir, "ovnsecd.out")); err == nil && len(b) > 0 {
+			if b, err := os.ReadFile(d.Out); err == nil && len(b) > 0 {
 				t.Logf("%s ovnsecd stderr:\n%s", h.Name, tutTail(string(b), 10))
 			}
 		}
 	})
-	tutWait(t, 15*time.Second, h.Name+": ovnsecd control socket", func() error {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(filepath.Join(h.Dir, "ovnsecd.out"))
-			t.Fatalf("%s: ovnsecd exited at start: %s", h.Name, b)
-		default:
-		}
-		b, err := os.ReadFile(pidfile)
-		if err != nil {
-			return err
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			return err
-		}
-		h.ctl = filepath.Join(h.Dir, fmt.Sprintf("ovnsecd.%d.ctl", pid))
-		_, err = h.show()
-		return err
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := d.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.ctl = d.Ctl
 }
 
-// show is ovnsecd's tunnels/show, through the real ovs-appctl.
+// show is ovnsecd's tunnels/show as text, through the real ovs-appctl: for
+// the logs (humans read it; the README quotes it) and for the few checks
+// of the text itself. Checks of a tunnel's state, reason and SAs read the
+// JSON view (doc, tunnel).
 func (h *tutHost) show() (string, error) {
 	out, err := exec.Command("ovs-appctl", "--timeout=5", "-t", h.ctl, "tunnels/show").CombinedOutput()
 	if err != nil {
@@ -170,35 +142,41 @@ func (h *tutHost) show() (string, error) {
 	return string(out), nil
 }
 
-// status is the Status value of tunnel name in h's tunnels/show ("" if the
-// tunnel is not listed).
-func (h *tutHost) status(name string) string {
-	out, err := h.show()
+// doc is ovnsecd's tunnels/show --format=json, through the real ovs-appctl.
+func (h *tutHost) doc() (harness.Show, error) {
+	s, err := harness.ShowCtl(h.ctl)
 	if err != nil {
-		return ""
+		return s, fmt.Errorf("%s: %w", h.Name, err)
 	}
-	return tutStatus(out)[name]
+	return s, nil
 }
 
-// tutStatus maps each tunnel of a tunnels/show reply to its Status value.
-func tutStatus(show string) map[string]string {
-	m := map[string]string{}
-	cur := ""
-	for _, l := range strings.Split(show, "\n") {
-		if rest, ok := strings.CutPrefix(l, "Interface name: "); ok {
-			cur, _, _ = strings.Cut(rest, " ")
-			m[cur] = ""
-			continue
-		}
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Status:"); ok && cur != "" {
-			m[cur] = strings.TrimSpace(v)
-		}
+// tunnel is tunnel name in h's JSON view; an error if ovnsecd did not
+// answer or does not list it.
+func (h *tutHost) tunnel(name string) (reconcile.TunnelDoc, error) {
+	s, err := h.doc()
+	if err != nil {
+		return reconcile.TunnelDoc{}, err
 	}
-	return m
+	d, ok := s.Tunnel(name)
+	if !ok {
+		return d, fmt.Errorf("%s: tunnels/show does not list %s", h.Name, name)
+	}
+	return d, nil
+}
+
+// statusOf is tunnel name's state and reason on h, for messages.
+func (h *tutHost) statusOf(name string) string {
+	d, err := h.tunnel(name)
+	if err != nil {
+		return err.Error()
+	}
+	return harness.Status(d)
 }
 
 // tutStatusBlock returns the Status line of tunnel name and the indented
-// detail lines after it (IKE SA, Child SAs), as tunnels/show prints them.
+// detail lines after it (IKE SA, Child SAs), as tunnels/show prints them,
+// for the logs.
 func tutStatusBlock(show, name string) string {
 	var b strings.Builder
 	in, after := false, false
@@ -253,12 +231,12 @@ func (h *tutHost) delTun(t *testing.T) {
 	t.Helper()
 	h.vsctl(t, "--if-exists", "del-port", h.bridge, "tun")
 	tutWait(t, 15*time.Second, h.Name+": tun leaves tunnels/show", func() error {
-		out, err := h.show()
+		s, err := h.doc()
 		if err != nil {
 			return err
 		}
-		if _, ok := tutStatus(out)["tun"]; ok {
-			return fmt.Errorf("still listed:\n%s", out)
+		if d, ok := s.Tunnel("tun"); ok {
+			return fmt.Errorf("still listed: %s", harness.Status(d))
 		}
 		return nil
 	})
@@ -348,8 +326,8 @@ func (e *tutEnv) waitFor(t *testing.T, timeout time.Duration, refresh bool, what
 	return time.Since(start)
 }
 
-// ipsecStatus is ovnsecd's ipsec/status: the backend's installed Child
-// SAs, read live (tunnels/show's Status is the last pass's view).
+// ipsecStatus is ovnsecd's ipsec/status (the backend's installed Child
+// SAs in upstream's shape), for the logs.
 func (h *tutHost) ipsecStatus() (string, error) {
 	out, err := exec.Command("ovs-appctl", "--timeout=5", "-t", h.ctl, "ipsec/status").CombinedOutput()
 	if err != nil {
@@ -367,24 +345,24 @@ func tutChildren(typ string) int {
 	return 2
 }
 
-// upNow reports nil if `tun` is up on h: Status up in tunnels/show and
-// every Child SA of a typ tunnel installed in the backend.
+// upNow reports nil if `tun` is up on h: state up in the JSON view and
+// every Child SA of a typ tunnel installed (an active connection each).
 func (h *tutHost) upNow(typ string) error {
-	if s := h.status("tun"); s != "up" {
-		return fmt.Errorf("%s: Status %q", h.Name, s)
-	}
-	out, err := h.ipsecStatus()
+	d, err := h.tunnel("tun")
 	if err != nil {
 		return err
 	}
-	if n := strings.Count(out, "INSTALLED"); !strings.Contains(out, "'tun': {") || n != tutChildren(typ) {
-		return fmt.Errorf("%s: Status up but ipsec/status has %d of %d Child SAs: %s", h.Name, n, tutChildren(typ), strings.TrimSpace(out))
+	if d.State != backend.StateUp {
+		return fmt.Errorf("%s: Status %s", h.Name, harness.Status(d))
+	}
+	if n := harness.ActiveConns(d); n != tutChildren(typ) || len(d.Conns) != tutChildren(typ) {
+		return fmt.Errorf("%s: Status up but %d of %d Child SAs installed: %+v", h.Name, n, tutChildren(typ), d.Conns)
 	}
 	return nil
 }
 
 // waitUp waits until `tun` is up on both hosts and returns how long it
-// took. A Status of up alone is not enough: right after add-port it can be
+// took. A state of up alone is not enough: right after add-port it can be
 // the removed tunnel's (same name, same version), so the backend's
 // installed Child SAs must agree.
 func (e *tutEnv) waitUp(t *testing.T, typ string, timeout time.Duration, refresh bool) time.Duration {
