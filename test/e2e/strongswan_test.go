@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -56,15 +57,21 @@ func (h *ssHost) swanctl(t *testing.T, args ...string) string {
 func (h *ssHost) waitSwanctl(t *testing.T, timeout time.Duration, re string, args ...string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
+	return h.waitSwanctlFunc(t, timeout, fmt.Sprintf("match %q", re), rx.MatchString, args...)
+}
+
+// waitSwanctlFunc polls swanctl until ok accepts its output.
+func (h *ssHost) waitSwanctlFunc(t *testing.T, timeout time.Duration, what string, ok func(string) bool, args ...string) string {
+	t.Helper()
 	var out string
 	deadline := time.Now().Add(timeout)
 	for {
 		out, _ = h.charon.Swanctl(args...)
-		if rx.MatchString(out) {
+		if ok(out) {
 			return out
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("swanctl %v on %s did not match %q within %v:\n%s", args, h.ns.Name, re, timeout, out)
+			t.Fatalf("swanctl %v on %s did not %s within %v:\n%s", args, h.ns.Name, what, timeout, out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -118,13 +125,17 @@ func TestStrongswanBackend(t *testing.T) {
 	}
 	t.Logf("tunnels/show on %s:\n%s", a.ns.Name, out)
 
-	// Changing the tunnel loads version 2 and unloads version 1.
+	// Changing the tunnel loads version 2 and unloads version 1. The
+	// backend loads version 2 before it unloads version 1 (make before
+	// break), so version 1 may still be listed a moment after version 2
+	// appears: wait for it to go.
 	a.db.Vsctl("--no-wait", "set", "interface", "gnv0", "options:psk=swordfish2")
 	b.db.Vsctl("--no-wait", "set", "interface", "gnv0", "options:psk=swordfish2")
-	conns = a.waitSwanctl(t, 10*time.Second, `gnv0-out-2`, "--list-conns")
-	if strings.Contains(conns, "gnv0-in-1") || strings.Contains(conns, "gnv0-out-1") {
-		t.Errorf("version 1 still loaded after the change:\n%s", conns)
-	}
+	a.waitSwanctl(t, 10*time.Second, `gnv0-out-2`, "--list-conns")
+	a.waitSwanctlFunc(t, 10*time.Second, "list version 2 only", func(conns string) bool {
+		return strings.Contains(conns, "gnv0-in-2") && strings.Contains(conns, "gnv0-out-2") &&
+			!strings.Contains(conns, "gnv0-in-1") && !strings.Contains(conns, "gnv0-out-1")
+	}, "--list-conns")
 	a.waitSwanctl(t, 30*time.Second, `gnv0-2.*ESTABLISHED`, "--list-sas")
 
 	// Restarting charon: ovnsecd loads everything again.
