@@ -6,9 +6,9 @@ package mesh
 // tunnel ports (remote_ip only) and an ovnsecd --ike-daemon=native on its
 // br-phy. Then ovnsecd's RSS with the plaintext tunnels; IPsec is enabled
 // on every node at once (one ovs-vsctl transaction per node setting
-// options:psk on all its tunnels); tunnels/show is polled every 100 ms
-// until every node reports all N-1 tunnels up; after MESH_IDLE_SECONDS
-// (default 5) idle the RSS again. Writes mesh.md and mesh.figures to
+// options:psk on all its tunnels); tunnels/show's JSON view is polled
+// every 100 ms until every node reports all N-1 tunnels up; after
+// MESH_IDLE_SECONDS (default 5) idle the RSS again. Writes mesh.md and mesh.figures to
 // MESH_OUT (and ovnsecd logs to MESH_OUT/logs). MESH_BIN is a directory
 // holding a built ovnsecd to use instead of building ./cmd/....
 
@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -129,8 +128,8 @@ func report(rs []Result, e meshEnv) string {
 		"How measured: ovnsecd VmRSS (/proc/<pid>/status) with the plaintext tunnels present; then IPsec is\n" +
 		"enabled on all nodes at once, one `ovs-vsctl` transaction per node setting `options:psk` (one PSK\n" +
 		"shared by the whole mesh) on all its tunnels. *s to all up* runs from the start of those\n" +
-		"transactions until every node's `tunnels/show` (unixctl, polled every 100 ms) lists all N-1\n" +
-		"tunnels with Status `up`, which ovnsecd reports only when the IKE SA is established and every\n" +
+		"transactions until every node's `tunnels/show --format=json` (unixctl, polled every 100 ms)\n" +
+		"lists all N-1 tunnels in state `up`, which ovnsecd reports only when the IKE SA is established and every\n" +
 		"Child SA of the tunnel (Geneve: -in- and -out-) is installed in the ESP engine. CPU is utime+stime\n" +
 		"of all ovnsecd over that interval (it includes answering the polls). After " +
 		strconv.FormatFloat(e.idle.Seconds(), 'f', 0, 64) + " s idle the RSS\n" +
@@ -165,8 +164,9 @@ func report(rs []Result, e meshEnv) string {
 // node is one chassis: its OVS host and ovnsecd.
 type node struct {
 	*netns.OVSHost
-	pid     int // ovnsecd
-	vswitch int // ovs-vswitchd
+	d       *harness.HostDaemon // ovnsecd
+	pid     int                 // ovnsecd
+	vswitch int                 // ovs-vswitchd
 	ctl     string
 	log     string
 	tunnels []string // tunnel port names
@@ -216,60 +216,34 @@ func ticksOf(pids []int) (self, children int64, err error) {
 	return self, children, nil
 }
 
-// startOvnsecd runs ovnsecd in h's namespace as the tutorial tests do,
-// with OVS_RUNDIR pointing at the host so that the backend's ovs-vsctl
-// and ovs-ofctl reach this host's OVS.
-func (e meshEnv) startOvnsecd(t *testing.T, h *node) *exec.Cmd {
+// startOvnsecd runs ovnsecd in h's namespace as the tutorial tests do
+// (harness.StartNative).
+func (e meshEnv) startOvnsecd(t *testing.T, h *node) {
 	t.Helper()
-	pidfile := filepath.Join(h.Dir, "ovnsecd.pid")
-	h.log = filepath.Join(h.Dir, "ovnsecd.log")
-	out, err := os.Create(filepath.Join(h.Dir, "ovnsecd.out"))
+	o := harness.NativeOptions{Bin: e.bin, LogLevel: e.logLevel}
+	if e.godebug != "" {
+		o.Env = append(o.Env, "GODEBUG="+e.godebug)
+	}
+	d, err := harness.StartNative(h.OVSHost, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
-	env := []string{"OVS_RUNDIR=" + h.Dir, "OVS_DBDIR=" + h.Dir, "OVS_LOGDIR=" + h.Dir}
-	if e.godebug != "" {
-		env = append(env, "GODEBUG="+e.godebug)
-	}
-	cmd := exec.Command("ip", append(append([]string{"netns", "exec", h.Name, "env"}, env...),
-		filepath.Join(e.bin, "ovnsecd"), "--rundir="+h.Dir, "--pidfile="+pidfile, "--log-file="+h.log,
-		"--log-level="+e.logLevel, "--ike-daemon=native", "--bridge="+h.Phy, "--nic="+h.Dev, h.DB())...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: start ovnsecd: %v", h.Name, err)
-	}
-	return cmd
+	h.d, h.log = d, d.Log
 }
 
-// waitCtl waits until h's ovnsecd answers on its control socket.
-func waitCtl(ctx context.Context, h *node, exited <-chan struct{}) error {
-	for {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(filepath.Join(h.Dir, "ovnsecd.out"))
-			return fmt.Errorf("%s: ovnsecd exited at start: %s", h.Name, strings.TrimSpace(string(b)))
-		case <-ctx.Done():
-			return fmt.Errorf("%s: ovnsecd control socket did not answer: %w", h.Name, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-		pid, err := readPid(filepath.Join(h.Dir, "ovnsecd.pid"))
-		if err != nil {
-			continue
-		}
-		h.pid = pid
-		h.ctl = filepath.Join(h.Dir, fmt.Sprintf("ovnsecd.%d.ctl", pid))
-		c, err := unixctl.DialContext(ctx, h.ctl)
-		if err != nil {
-			continue
-		}
-		if _, err := c.Call(ctx, "tunnels/show"); err != nil {
-			c.Close()
-			continue
-		}
-		h.client = c
-		return nil
+// waitCtl waits until h's ovnsecd answers on its control socket and
+// keeps a connection to it for the poller.
+func waitCtl(ctx context.Context, h *node) error {
+	if err := h.d.WaitReady(ctx); err != nil {
+		return err
 	}
+	h.pid, h.ctl = h.d.Pid, h.d.Ctl
+	c, err := unixctl.DialContext(ctx, h.ctl)
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.Name, err)
+	}
+	h.client = c
+	return nil
 }
 
 func (e meshEnv) measure(t *testing.T, r *Result, stage *string) {
@@ -299,29 +273,19 @@ func (e meshEnv) measure(t *testing.T, r *Result, stage *string) {
 
 	*stage = "start of ovnsecd"
 	start = time.Now()
-	type proc struct {
-		cmd    *exec.Cmd
-		exited chan struct{}
-	}
-	procs := make([]proc, n)
 	t.Cleanup(func() {
 		// Stop every ovnsecd at once (each removes its engine port from
 		// br-phy), keep its log, then OVSHosts' cleanup stops OVS.
-		for _, p := range procs {
-			if p.cmd != nil {
-				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		for _, h := range nodes {
+			if h.d != nil {
+				h.d.Signal(syscall.SIGTERM)
 			}
 		}
-		for i, p := range procs {
-			if p.cmd == nil {
+		for i, h := range nodes {
+			if h.d == nil {
 				continue
 			}
-			select {
-			case <-p.exited:
-			case <-time.After(10 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.exited
-			}
+			h.d.Wait(10 * time.Second)
 			if nodes[i].client != nil {
 				nodes[i].client.Close()
 			}
@@ -334,18 +298,13 @@ func (e meshEnv) measure(t *testing.T, r *Result, stage *string) {
 		stopAll(nodes)
 		t.Logf("N=%d: OVS daemons stopped in %.1f s", n, time.Since(stopped).Seconds())
 	})
-	for i, h := range nodes {
-		procs[i].cmd = e.startOvnsecd(t, h)
-		procs[i].exited = make(chan struct{})
-		go func(p proc) {
-			_ = p.cmd.Wait()
-			close(p.exited)
-		}(procs[i])
+	for _, h := range nodes {
+		e.startOvnsecd(t, h)
 	}
 	ctx := context.Background()
-	for i, h := range nodes {
+	for _, h := range nodes {
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		err := waitCtl(wctx, h, procs[i].exited)
+		err := waitCtl(wctx, h)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -407,7 +366,7 @@ func (e meshEnv) measure(t *testing.T, r *Result, stage *string) {
 	// waits while the backend configures a tunnel) does not delay the
 	// polls of the others.
 	upAt := make([]time.Duration, n)
-	last := make([]map[string]string, n)
+	last := make([]harness.Show, n)
 	slowest := make([]time.Duration, n)
 	pollErr := make([]error, n)
 	pctx, cancelPoll := context.WithDeadline(ctx, t0.Add(e.timeout))
@@ -500,11 +459,10 @@ func (e meshEnv) measure(t *testing.T, r *Result, stage *string) {
 	// the figures stand, the test fails.
 	lost := 0
 	for _, h := range nodes {
-		show, err := showOnce(ctx, h)
+		st, err := showOnce(ctx, h)
 		if err != nil {
 			t.Fatalf("%s: tunnels/show: %v", h.Name, err)
 		}
-		st := Statuses(show)
 		if up := CountUp(st, h.tunnels); up != len(h.tunnels) {
 			lost += len(h.tunnels) - up
 			p := fmt.Sprintf("%s: %d of %d tunnels up %.0f s after all were up (%s)", h.Name, up, len(h.tunnels), e.idle.Seconds(), StatusSummary(st, h.tunnels))
@@ -538,13 +496,13 @@ func (e meshEnv) measure(t *testing.T, r *Result, stage *string) {
 	r.Notes = append(r.Notes, profile(nodes, t0, r.RSSBefore, r.RSSAfter)...)
 }
 
-// pollUp asks h's ovnsecd for tunnels/show every 100 ms until all its
-// tunnels are up or ctx ends. It returns when they were all up (0: not
-// within ctx), the last statuses, the slowest answer and the last error.
+// pollUp asks h's ovnsecd for tunnels/show's JSON view every 100 ms until
+// all its tunnels are up or ctx ends. It returns when they were all up (0:
+// not within ctx), the last view, the slowest answer and the last error.
 // A call that fails (a late answer cut by ctx) closes the connection; the
 // next poll dials again.
-func pollUp(ctx context.Context, h *node, t0 time.Time) (time.Duration, map[string]string, time.Duration, error) {
-	var last map[string]string
+func pollUp(ctx context.Context, h *node, t0 time.Time) (time.Duration, harness.Show, time.Duration, error) {
+	var last harness.Show
 	var slowest time.Duration
 	var lastErr error
 	c := h.client
@@ -562,7 +520,7 @@ func pollUp(ctx context.Context, h *node, t0 time.Time) (time.Duration, map[stri
 			}
 		}
 		if c != nil {
-			show, err := c.Call(ctx, "tunnels/show")
+			show, err := harness.ShowVia(ctx, c)
 			slowest = max(slowest, time.Since(tick))
 			if err != nil {
 				lastErr = err
@@ -571,7 +529,7 @@ func pollUp(ctx context.Context, h *node, t0 time.Time) (time.Duration, map[stri
 				}
 				c = nil
 			} else {
-				last = Statuses(show)
+				last = show
 				if CountUp(last, h.tunnels) == len(h.tunnels) {
 					return time.Since(t0), last, slowest, nil
 				}
@@ -585,17 +543,17 @@ func pollUp(ctx context.Context, h *node, t0 time.Time) (time.Duration, map[stri
 	}
 }
 
-// showOnce is one tunnels/show on a new connection (the poller's may
-// have been cut), waiting up to 30 s for the answer.
-func showOnce(ctx context.Context, h *node) (string, error) {
+// showOnce is one tunnels/show (JSON view) on a new connection (the
+// poller's may have been cut), waiting up to 30 s for the answer.
+func showOnce(ctx context.Context, h *node) (harness.Show, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := unixctl.DialContext(ctx, h.ctl)
 	if err != nil {
-		return "", err
+		return harness.Show{}, err
 	}
 	defer c.Close()
-	return c.Call(ctx, "tunnels/show")
+	return harness.ShowVia(ctx, c)
 }
 
 // gcHeapOf is the live heap after ovnsecd's last GC, from its gctrace

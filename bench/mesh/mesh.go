@@ -4,8 +4,10 @@
 // ovnsecd's resident memory per tunnel. bench/mesh.sh runs it; the
 // measuring test is skipped unless OVNSEC_BENCH=1.
 //
-// This file holds the pure parts: parsing what the daemons and /proc
-// report, the statistics and the report (markdown section and figures).
+// This file holds the pure parts: counting tunnel states in tunnels/show's
+// JSON view (read with test/harness, as the end-to-end tests read it),
+// parsing what /proc and the daemons' logs report, the statistics and the
+// report (markdown section and figures).
 package mesh
 
 import (
@@ -15,6 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
 // Goals of the issue: a 20-chassis mesh all up in under 10 s, at most
@@ -45,52 +50,29 @@ func ParseSizes(s string) ([]int, error) {
 	return out, nil
 }
 
-// Statuses maps each tunnel of an ovnsecd tunnels/show reply to its Status
-// value ("up", "pending: not yet given to the IKE daemon", ...; "" when a
-// tunnel is listed without one).
-func Statuses(show string) map[string]string {
-	m := map[string]string{}
-	cur := ""
-	for _, l := range strings.Split(show, "\n") {
-		if rest, ok := strings.CutPrefix(l, "Interface name: "); ok {
-			cur, _, _ = strings.Cut(rest, " ")
-			m[cur] = ""
-			continue
-		}
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Status:"); ok && cur != "" {
-			m[cur] = strings.TrimSpace(v)
-		}
-	}
-	return m
-}
-
-// CountUp counts the tunnels among names whose Status is "up".
-func CountUp(st map[string]string, names []string) int {
+// CountUp counts the tunnels among names that tunnels/show's JSON view
+// lists as up.
+func CountUp(s harness.Show, names []string) int {
 	n := 0
 	for _, name := range names {
-		if st[name] == "up" {
+		if t, ok := s.Tunnel(name); ok && t.State == backend.StateUp {
 			n++
 		}
 	}
 	return n
 }
 
-// StatusSummary groups the Status of names by its state word ("up",
-// "connecting", "pending", "missing" when not listed), e.g.
-// "up=17 connecting=2", for a report of what is still missing.
-func StatusSummary(st map[string]string, names []string) string {
+// StatusSummary groups the tunnels of names by state ("up",
+// "connecting", "pending", "not-loaded", ...; "missing" when not listed), e.g.
+// "connecting=2 up=17", for a report of what is still missing.
+func StatusSummary(s harness.Show, names []string) string {
 	count := map[string]int{}
 	for _, name := range names {
-		s, ok := st[name]
-		switch {
-		case !ok:
-			s = "missing"
-		case s == "":
-			s = "no-status"
-		default:
-			s, _, _ = strings.Cut(s, ":")
+		state := "missing"
+		if t, ok := s.Tunnel(name); ok {
+			state = strings.ReplaceAll(t.State.String(), " ", "-") // "not-loaded"
 		}
-		count[s]++
+		count[state]++
 	}
 	keys := make([]string, 0, len(count))
 	for k := range count {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovnsec/ovnsec/test/harness"
 )
 
 func TestParseSizes(t *testing.T) {
@@ -34,27 +36,23 @@ func TestParseSizes(t *testing.T) {
 	}
 }
 
-const showSample = `Interface name: gnvb v1 (CONFIGURED)
-  Tunnel Type:    geneve
-  Remote IP:      198.51.100.2
-  PSK:            <redacted>
-  Status:         up
-  IKE SA: established, AES_GCM_16_256
-Kernel policies installed:
-IPsec connections that are active:
-  gnvb-in-1{1}:  INSTALLED, TRANSPORT, ESP SPIs: 0000_i 0001_o
-
-Interface name: gnvc v1 (CONFIGURED)
-  Tunnel Type:    geneve
-  Status:         connecting: IKE SA established, waiting for Child SA gnvc-out-1
-Kernel policies installed:
-
-Interface name: gnvd v1 (CONFIGURED)
-  Status:         pending: not yet given to the IKE daemon
-Interface name: gnve v1 (CONFIGURED)
+// showSample is a tunnels/show --format=json reply (trimmed).
+const showSample = `{
+  "tunnels": [
+    {"name": "gnvb", "version": 1, "config": "CONFIGURED", "type": "geneve", "state": "up",
+     "ike": {"state": "established", "initiator": true, "udp_encap": false, "nat_local": false, "nat_remote": false, "rekeys": 0},
+     "conns": [{"name": "gnvb-in-1", "active": true}, {"name": "gnvb-out-1", "active": true}]},
+    {"name": "gnvc", "version": 1, "config": "CONFIGURED", "type": "geneve", "state": "connecting",
+     "code": "waiting_for_child", "detail": "IKE SA established, waiting for Child SA gnvc-out-1"},
+    {"name": "gnvd", "version": 1, "config": "CONFIGURED", "type": "geneve", "state": "pending",
+     "code": "pending", "detail": "not yet given to the IKE daemon"},
+    {"name": "gnve", "version": 1, "config": "CONFIGURED", "type": "geneve", "state": "not loaded",
+     "code": "not_loaded", "detail": "the IKE daemon holds no connection for this tunnel; it will be loaded again"}
+  ]
+}
 `
 
-func TestStatuses(t *testing.T) {
+func TestCountUpStatusSummary(t *testing.T) {
 	names := []string{"gnvb", "gnvc", "gnvd", "gnve", "gnvf"}
 	for _, tc := range []struct {
 		name    string
@@ -62,18 +60,24 @@ func TestStatuses(t *testing.T) {
 		up      int
 		summary string
 	}{
-		{"mixed", showSample, 1, "connecting=1 missing=1 no-status=1 pending=1 up=1"},
-		{"none configured", "No tunnels configured with IPsec\n", 0, "missing=5"},
-		{"all up", "Interface name: gnvb v2 (CONFIGURED)\n  Status:         up\nInterface name: gnvc v1 (CONFIGURED)\n  Status:         up\n", 2, "missing=3 up=2"},
-		// "up" must be the whole status, not a prefix of another state.
-		{"updating is not up", "Interface name: gnvb v2 (CONFIGURED)\n  Status:         updating: the IKE daemon still runs version 1\n", 0, "missing=4 updating=1"},
+		{"mixed", showSample, 1, "connecting=1 missing=1 not-loaded=1 pending=1 up=1"},
+		{"none configured", `{"tunnels": []}`, 0, "missing=5"},
+		{"all up", `{"tunnels": [{"name": "gnvb", "version": 2, "state": "up"}, {"name": "gnvc", "state": "up"}]}`, 2, "missing=3 up=2"},
+		// Only the state up counts, not a state that is up with an old
+		// configuration.
+		{"updating is not up", `{"tunnels": [{"name": "gnvb", "version": 2, "state": "updating", "detail": "the IKE daemon still runs version 1"}]}`, 0, "missing=4 updating=1"},
+		// A tunnel that is not among names does not count.
+		{"other tunnel", `{"tunnels": [{"name": "gre0", "state": "up"}]}`, 0, "missing=5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := Statuses(tc.show)
-			if got := CountUp(st, names); got != tc.up {
-				t.Errorf("CountUp = %d, want %d (%v)", got, tc.up, st)
+			s, err := harness.ShowJSON(tc.show)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if got := StatusSummary(st, names); got != tc.summary {
+			if got := CountUp(s, names); got != tc.up {
+				t.Errorf("CountUp = %d, want %d (%+v)", got, tc.up, s)
+			}
+			if got := StatusSummary(s, names); got != tc.summary {
 				t.Errorf("StatusSummary = %q, want %q", got, tc.summary)
 			}
 		})
