@@ -342,6 +342,7 @@ func (sa *ikeSA) sendAuth() {
 func (sa *ikeSA) onAuthResponse(_ *message.Message, _ []byte, ps []message.Payload) {
 	p := sa.p
 	if n := message.Notifies(ps, message.AUTHENTICATION_FAILED); len(n) > 0 {
+		p.e.stats.countAuthFailure(ReasonPeerRefusedAuth)
 		sa.releaseChild(sa.authCh)
 		sa.fail(ReasonPeerRefusedAuth, "AUTHENTICATION_FAILED from peer")
 		return
@@ -358,6 +359,7 @@ func (sa *ikeSA) onAuthResponse(_ *message.Message, _ []byte, ps []message.Paylo
 		p.e.stats.AuthErrors.Add(1)
 		sa.releaseChild(sa.authCh)
 		reason := failureOf(ReasonAuthFailed, err)
+		p.e.stats.countAuthFailure(reason.code)
 		// Tell the peer (RFC 7296 §2.21.2) and forget the SA.
 		if pkts, e2 := sa.protect(sa.header(message.INFORMATIONAL, sa.nextID, false),
 			[]message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}); e2 == nil {
@@ -405,6 +407,7 @@ func (sa *ikeSA) respondAuth(ps []message.Payload) ([]message.Payload, func()) {
 	idi, _ := message.Find(ps, message.PayloadIDi).(*message.ID)
 	failed := func(reason failure) ([]message.Payload, func()) {
 		p.e.stats.AuthErrors.Add(1)
+		p.e.stats.countAuthFailure(reason.code)
 		return []message.Payload{notify(message.AUTHENTICATION_FAILED, nil)}, func() {
 			sa.log().Warn("ike: peer failed authentication", "reason", reason.text, "code", reason.code)
 			p.reason = reason

@@ -124,6 +124,7 @@ func (sa *ikeSA) rekeyChildGroup(c *childSA, group message.DHGroup) {
 			return
 		}
 		sa.p.rekeys++
+		sa.p.e.stats.ChildRekeys.Add(1)
 		newer := sa.children[len(sa.children)-1]
 		if c.peerRekey != nil && !c.peerRekey.gone {
 			// Both sides rekeyed c at once (RFC 7296 §2.8.1): the SA
@@ -297,6 +298,7 @@ func (sa *ikeSA) handOver(n *ikeSA) {
 		p.others = append(p.others, sa)
 	}
 	p.rekeys++
+	p.e.stats.IKERekeys.Add(1)
 	n.armRekey(p.cfg.IKELifetime)
 	n.armExpire(p.cfg.IKELifetime)
 	n.armDPD()
@@ -359,6 +361,7 @@ func (sa *ikeSA) respondCreateChild(ps []message.Payload) ([]message.Payload, fu
 	}
 	if rekey != nil {
 		p.rekeys++
+		p.e.stats.ChildRekeys.Add(1)
 		newer := sa.children[len(sa.children)-1]
 		if collision {
 			rekey.peerRekey = newer

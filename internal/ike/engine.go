@@ -43,7 +43,7 @@ type Engine struct {
 	closed   atomic.Bool
 }
 
-// Stats counts what the engine dropped or did; read with Snapshot.
+// Stats counts what the engine dropped or did; read with Engine.Stats.
 type Stats struct {
 	Received, Sent, Dropped, DecodeErrors, AuthErrors, UnknownSPI, Retransmits, CookiesSent atomic.Uint64
 	// HalfOpenFull: IKE_SA_INIT requests dropped because the half-open
@@ -56,20 +56,52 @@ type Stats struct {
 	// StrayRetransmits: retransmitted requests not answered because they
 	// came from an address or port other than the SA's.
 	StrayRetransmits atomic.Uint64
+	// IKEEstablished counts IKE SAs established by IKE_AUTH, as initiator
+	// or responder (rekeys are not counted here).
+	IKEEstablished atomic.Uint64
+	// IKERekeys and ChildRekeys count completed rekeys of IKE SAs and of
+	// Child SAs, whichever side started them.
+	IKERekeys, ChildRekeys atomic.Uint64
+	// AuthFailures counts failed IKE_AUTH exchanges by reason code, in
+	// ReasonCodes order: our check of the peer failed (auth_failed,
+	// cert_untrusted, identity_mismatch, ...) or the peer refused us
+	// (peer_refused_auth).
+	AuthFailures [numReasonCodes]atomic.Uint64
+}
+
+// countAuthFailure adds one IKE_AUTH failure for code.
+func (s *Stats) countAuthFailure(code ReasonCode) {
+	if i, ok := reasonIndex(code); ok {
+		s.AuthFailures[i].Add(1)
+	}
 }
 
 // StatsSnapshot is a copy of Stats.
 type StatsSnapshot struct {
 	Received, Sent, Dropped, DecodeErrors, AuthErrors, UnknownSPI, Retransmits, CookiesSent uint64
 	HalfOpenFull, InitReplays, StrayRetransmits                                             uint64
+	IKEEstablished, IKERekeys, ChildRekeys                                                  uint64
+	// AuthFailures holds the codes that occurred (no zero entries).
+	AuthFailures map[ReasonCode]uint64
 }
 
 // Stats returns the current counters.
 func (e *Engine) Stats() StatsSnapshot {
 	s := &e.stats
-	return StatsSnapshot{s.Received.Load(), s.Sent.Load(), s.Dropped.Load(), s.DecodeErrors.Load(),
-		s.AuthErrors.Load(), s.UnknownSPI.Load(), s.Retransmits.Load(), s.CookiesSent.Load(),
-		s.HalfOpenFull.Load(), s.InitReplays.Load(), s.StrayRetransmits.Load()}
+	snap := StatsSnapshot{
+		Received: s.Received.Load(), Sent: s.Sent.Load(), Dropped: s.Dropped.Load(),
+		DecodeErrors: s.DecodeErrors.Load(), AuthErrors: s.AuthErrors.Load(), UnknownSPI: s.UnknownSPI.Load(),
+		Retransmits: s.Retransmits.Load(), CookiesSent: s.CookiesSent.Load(),
+		HalfOpenFull: s.HalfOpenFull.Load(), InitReplays: s.InitReplays.Load(), StrayRetransmits: s.StrayRetransmits.Load(),
+		IKEEstablished: s.IKEEstablished.Load(), IKERekeys: s.IKERekeys.Load(), ChildRekeys: s.ChildRekeys.Load(),
+		AuthFailures: map[ReasonCode]uint64{},
+	}
+	for i, c := range reasonCodes {
+		if n := s.AuthFailures[i].Load(); n != 0 {
+			snap.AuthFailures[c] = n
+		}
+	}
+	return snap
 }
 
 // New binds the sockets. Call Run to process packets.

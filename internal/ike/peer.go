@@ -245,6 +245,7 @@ func (sa *ikeSA) setEstablished() {
 	sa.state = stateEstablished
 	sa.established = now
 	sa.lastRecv = now
+	p.e.stats.IKEEstablished.Add(1)
 	sa.leaveHalfOpen()
 	if sa.halfTimer != nil {
 		sa.halfTimer.Stop()

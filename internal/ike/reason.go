@@ -76,15 +76,30 @@ const (
 	ReasonInternalError ReasonCode = "internal_error"
 )
 
+// reasonCodes is every reason code, in the order ReasonCodes returns
+// them; Stats.AuthFailures is indexed by it. Never modified.
+var reasonCodes = [...]ReasonCode{
+	ReasonNone, ReasonNotConfigured, ReasonNotConnected, ReasonWaitingForPeer, ReasonNegotiating,
+	ReasonPeerSilent, ReasonNoProposal, ReasonAuthFailed, ReasonCertUntrusted, ReasonIdentityMismatch,
+	ReasonPeerRefusedAuth, ReasonPeerError, ReasonProtocolError, ReasonChildFailed, ReasonDeleted,
+	ReasonLifetimeExpired, ReasonInternalError,
+}
+
+// numReasonCodes is the number of reason codes.
+const numReasonCodes = len(reasonCodes)
+
 // ReasonCodes returns every reason code, for metrics to register their
 // labels before the first failure. The slice is the caller's.
-func ReasonCodes() []ReasonCode {
-	return []ReasonCode{
-		ReasonNone, ReasonNotConfigured, ReasonNotConnected, ReasonWaitingForPeer, ReasonNegotiating,
-		ReasonPeerSilent, ReasonNoProposal, ReasonAuthFailed, ReasonCertUntrusted, ReasonIdentityMismatch,
-		ReasonPeerRefusedAuth, ReasonPeerError, ReasonProtocolError, ReasonChildFailed, ReasonDeleted,
-		ReasonLifetimeExpired, ReasonInternalError,
+func ReasonCodes() []ReasonCode { return append([]ReasonCode(nil), reasonCodes[:]...) }
+
+// reasonIndex is code's position in ReasonCodes.
+func reasonIndex(code ReasonCode) (int, bool) {
+	for i, c := range reasonCodes {
+		if c == code {
+			return i, true
+		}
 	}
+	return 0, false
 }
 
 // failure is a recorded reason: the code and the text together. The zero
