@@ -633,6 +633,10 @@ func testTwoHosts(t *testing.T, kind PortKind, direct bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		byPeer0, err := a.att.PlaintextDropsByPeer(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		const forged = 5
 		udp := b.udpIn(t, netip.AddrPortFrom(b.underlay, 40000))
 		var gre *net.IPConn
@@ -666,6 +670,11 @@ func testTwoHosts(t *testing.T, kind PortKind, direct bool) {
 		}
 		if n, err := a.att.PlaintextDrops(ctx); err != nil || n < total0+3*forged {
 			t.Errorf("PlaintextDrops = %d (%v), want at least %d+%d", n, err, total0, 3*forged)
+		}
+		// The same drops by peer, as ovs-ofctl prints the rules' matches:
+		// all of them b's.
+		if m, err := a.att.PlaintextDropsByPeer(ctx); err != nil || len(m) != 1 || m[b.underlay] < byPeer0[b.underlay]+3*forged {
+			t.Errorf("PlaintextDropsByPeer = %v (%v), want only %s with at least %d+%d", m, err, b.underlay, byPeer0[b.underlay], 3*forged)
 		}
 		// The engine's plaintext output (Passthrough is not ESP) is dropped
 		// by OVS instead of leaving in clear.
