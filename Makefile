@@ -40,3 +40,11 @@ demo:
 
 demo-down:
 	scripts/demo.sh down
+
+# deb: the Debian package (static ovnsecd and ovnsec, the systemd units of
+# deploy/systemd, /etc/default/ovnsecd) in bin/, made with nfpm by
+# packaging/mkdeb (packaging/nfpm.yaml). VERSION=0.1.0 sets the version
+# built in and packaged; by default it is the one ovnsecd reports.
+.PHONY: deb
+deb:
+	$(GO) run ./packaging/mkdeb -out $(BIN) $(if $(VERSION),-version $(VERSION))
