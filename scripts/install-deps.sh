@@ -9,6 +9,7 @@ PKGS=(
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
   iperf3 tcpdump iproute2 openssl iputils-ping ethtool
   iptables
+  systemd # systemd-analyze, for the installed units in test/packaging
 )
 
 missing=()
