@@ -50,6 +50,7 @@ type config struct {
 	ovnSB         string
 	portKind      string
 	direct        bool
+	metricsAddr   string
 	showVersion   bool
 	ovsPidfileArg bool // --pidfile given without a value
 	// given holds the flags named on the command line, with the value
@@ -106,6 +107,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.requireIPsec, "require-ipsec", false, "drop the packets of every gre, geneve and vxlan tunnel that has no IPsec options yet, instead of letting them pass in plaintext (no plaintext window when OVN's ipsec=true reaches the chassis; with ipsec=false, tunnels carry nothing)")
 	follow := fs.String("follow-ovn-ipsec", "auto", "follow OVN's SB_Global ipsec: while it is true, every gre, geneve and vxlan tunnel without IPsec options is INVALID and (native backend) its packets dropped, so the ipsec=true switch-over has no plaintext window; auto: when Open_vSwitch external_ids:ovn-remote (or --ovn-sb) is set; true; false")
 	fs.StringVar(&c.ovnSB, "ovn-sb", "", "OVN Southbound `REMOTE` to read SB_Global ipsec from (tcp:HOST:PORT or unix:PATH, comma-separated for a cluster; default: Open_vSwitch external_ids:ovn-remote, as ovn-controller)")
+	fs.StringVar(&c.metricsAddr, "metrics-address", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (off by default; :PORT listens on every address)")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 
 	markBackendFlags(fs)
@@ -121,6 +123,11 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.followOVN = mode
+	if c.metricsAddr != "" {
+		if err := checkMetricsAddress(c.metricsAddr); err != nil {
+			return c, err
+		}
+	}
 	if c.ovnSB != "" {
 		if err := ovnsb.CheckRemote(c.ovnSB, c.rundir); err != nil {
 			return c, fmt.Errorf("--ovn-sb: %w", err)
@@ -248,10 +255,23 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	ms, err := listenMetrics(c, log)
+	if err != nil {
+		log.Error("ovnsecd cannot start", "err", err)
+		fmt.Fprintf(stderr, "ovnsecd: %v\n", err)
+		return 1
+	}
+	defer ms.Close()
 	sys, err := newSystem(ctx, c, log)
 	if err != nil {
 		log.Error("ovnsecd cannot start", "err", err)
 		fmt.Fprintf(stderr, "ovnsecd: %v\n", err)
+		return 1
+	}
+	if err := ms.serve(ctx, sys); err != nil {
+		log.Error("ovnsecd cannot serve metrics", "err", err)
+		fmt.Fprintf(stderr, "ovnsecd: %v\n", err)
+		sys.closeControl()
 		return 1
 	}
 	if err := sys.run(ctx); err != nil {

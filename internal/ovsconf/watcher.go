@@ -117,6 +117,7 @@ type Watcher struct {
 	tls            *tls.Config
 
 	updates   chan tunnel.Snapshot
+	metrics   *clientMetrics
 	started   atomic.Bool
 	connected atomic.Bool
 	current   atomic.Pointer[tunnel.Snapshot]
@@ -141,6 +142,7 @@ func New(remote string, logger *slog.Logger, opts ...Option) *Watcher {
 		probe:          DefaultProbeInterval,
 		connectTimeout: DefaultConnectTimeout,
 		updates:        make(chan tunnel.Snapshot, 1),
+		metrics:        newClientMetrics(),
 	}
 	for _, o := range opts {
 		o(w)
@@ -237,7 +239,11 @@ func (w *Watcher) session(ctx context.Context, endpoint string) (established boo
 		return false, fmt.Errorf("build Open_vSwitch client model: %w", err)
 	}
 	lg := logr.FromSlogHandler(w.log.Handler()).WithValues("component", "libovsdb")
-	copts := []client.Option{client.WithEndpoint(endpoint), client.WithLogger(&lg)}
+	// Each client's metrics go to a registry of their own (see Metrics);
+	// deferred first, so that the session ends after the client closed.
+	reg := w.metrics.newSession()
+	defer w.metrics.endSession(reg)
+	copts := []client.Option{client.WithEndpoint(endpoint), client.WithLogger(&lg), client.WithMetricsRegistry(reg)}
 	if w.tls != nil {
 		copts = append(copts, client.WithTLSConfig(w.tls))
 	}
