@@ -109,7 +109,24 @@ type Config struct {
 	// Clock gives the install time for time lifetimes; nil is the system
 	// clock.
 	Clock clock.Clock
+	// Resume continues an SA of an earlier process (a restart or an
+	// upgrade that kept the SA): nil for a new SA.
+	Resume *Resume
 }
+
+// Resume is where a restored SA continues. An (SPI, sequence number) pair
+// must never be sent twice with one key (AES-GCM's nonce is the sequence
+// number), so an outbound SA resumes after LastSeq plus a margin that
+// covers every packet the earlier process may have sent after it saved
+// LastSeq; an inbound SA rejects everything up to ReplayTop.
+type Resume struct {
+	LastSeq   uint64 // outbound: the last sequence number used
+	ReplayTop uint64 // inbound: the highest sequence number accepted
+}
+
+// ResumeMargin is how far past the saved LastSeq a resumed outbound SA
+// starts.
+const ResumeMargin = 1 << 16
 
 // SA states.
 const (
@@ -202,7 +219,28 @@ func NewSA(cfg Config) (*SA, error) {
 			return nil, fmt.Errorf("esp SA %v: %w", cfg.SPI, err)
 		}
 	}
+	if r := cfg.Resume; r != nil {
+		if cfg.Dir == Outbound {
+			next := r.LastSeq + ResumeMargin
+			if next < r.LastSeq || (!cfg.ESN && next >= 1<<32) {
+				return nil, fmt.Errorf("esp SA %v: resuming after sequence number %d leaves no room; rekey instead", cfg.SPI, r.LastSeq)
+			}
+			sa.seq.Store(next)
+		} else {
+			sa.win.Resume(r.ReplayTop)
+			sa.topIn.Store(r.ReplayTop)
+		}
+	}
 	return sa, nil
+}
+
+// Saved returns what a later process needs to resume the SA (Config.Resume).
+// Call it once nothing uses the SA any more (the packet path stopped).
+func (sa *SA) Saved() Resume {
+	if sa.dir == Outbound {
+		return Resume{LastSeq: sa.seq.Load()}
+	}
+	return Resume{ReplayTop: sa.topIn.Load()}
 }
 
 // SPI returns the SA's SPI.

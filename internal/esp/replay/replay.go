@@ -73,6 +73,20 @@ func (w *Window) Reset() {
 	w.top = 0
 }
 
+// Resume makes the window continue a window whose highest accepted
+// sequence number was top (a restored SA): everything up to top counts as
+// seen, so no packet the previous window may have accepted is accepted
+// again; packets after top are accepted as usual. It does not allocate.
+func (w *Window) Resume(top uint64) {
+	for i := range w.ring {
+		w.ring[i] = ^uint64(0)
+	}
+	// In top's own block only the numbers up to top are seen; the blocks
+	// after it are cleared as the window slides into them.
+	w.ring[(top>>blockLog)&w.mask] = ^uint64(0) >> (bitMask - top&bitMask)
+	w.top = top
+}
+
 // Size reports the window size in packets.
 func (w *Window) Size() int { return int(w.size) }
 

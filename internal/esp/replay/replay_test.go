@@ -254,3 +254,25 @@ func BenchmarkInOrder(b *testing.B) {
 		}
 	}
 }
+
+// Resume: everything up to top is seen, everything after it is new, at
+// any position in a block.
+func TestResume(t *testing.T) {
+	for _, top := range []uint64{0, 1, 63, 64, 65, 1000, 1<<32 + 5} {
+		w, err := New(128)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Resume(top)
+		for seq := top; seq > 0 && seq+200 > top; seq-- {
+			if w.Check(seq) {
+				t.Fatalf("top %d: %d accepted after Resume", top, seq)
+			}
+		}
+		for _, seq := range []uint64{top + 1, top + 2, top + 64, top + 300} {
+			if !w.Check(seq) || !w.Update(seq) {
+				t.Fatalf("top %d: %d refused after Resume", top, seq)
+			}
+		}
+	}
+}
