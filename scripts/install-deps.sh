@@ -10,6 +10,7 @@ PKGS=(
   iperf3 tcpdump iproute2 openssl iputils-ping ethtool
   iptables
   systemd # systemd-analyze, for the installed units in test/packaging
+  prometheus # promtool and the server, for the metrics tests and deploy/prometheus
 )
 
 missing=()
