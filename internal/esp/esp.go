@@ -158,6 +158,10 @@ func NewKey(raw []byte) (Key, error) {
 	return Key{b: append([]byte(nil), raw...)}, nil
 }
 
+// Export returns a copy of the key material, for handing an SA over to the
+// next process (hitless restart); zero the copy once it is stored.
+func (k Key) Export() []byte { return append([]byte(nil), k.b...) }
+
 // Len returns the length of the material including the salt (0 after Zero).
 func (k Key) Len() int { return len(k.b) }
 
@@ -187,6 +191,17 @@ func (k Key) LogValue() slog.Value { return slog.StringValue(redacted) }
 
 // MarshalText serialises the redacted placeholder, never the key.
 func (k Key) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// UnmarshalText accepts only the redacted placeholder (an empty Key), so
+// that a record holding a Key round-trips through JSON; key material is
+// never read from text.
+func (k *Key) UnmarshalText(b []byte) error {
+	if string(b) != redacted {
+		return errors.New("esp key: key material is never read from text")
+	}
+	*k = Key{}
+	return nil
+}
 
 // Errors returned on the packet path. They are sentinel values so that a
 // drop never allocates; the drop is also counted in the SA's Stats.

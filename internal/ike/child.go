@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/esp"
@@ -438,31 +439,7 @@ func (sa *ikeSA) makeChild(cfg ChildConfig, chosen suite.Chosen, inSPI, outSPI e
 func (sa *ikeSA) installChild(c *childSA, replaces *childSA) {
 	p := sa.p
 	sa.children = append(sa.children, c)
-	d := p.rekeyAfter(p.cfg.ChildLifetime)
-	c.info.RekeyTime = sa.now().Add(d)
-	c.rekeyTimer = p.e.clock.AfterFunc(d, func() {
-		p.mu.Lock()
-		defer p.unlock()
-		if !c.gone && c.state == childActive {
-			// The child may have moved to a newer IKE SA.
-			if owner := p.ownerOf(c); owner != nil && owner.state == stateEstablished {
-				owner.rekeyChild(c)
-			}
-		}
-	})
-	// Hard lifetime: if rekeying never succeeded, the SA goes.
-	c.expireTimer = p.e.clock.AfterFunc(p.cfg.ChildLifetime, func() {
-		p.mu.Lock()
-		defer p.unlock()
-		if owner := p.ownerOf(c); owner != nil && !c.gone {
-			owner.log().Warn("ike: child SA reached its hard lifetime without rekey", "child", c.cfg.Name, "in", c.info.InSPI)
-			if owner.state == stateEstablished {
-				owner.deleteChildren(c)
-			} else {
-				owner.dropChild(c)
-			}
-		}
-	})
+	sa.armChildTimers(c, p.rekeyAfter(p.cfg.ChildLifetime), p.cfg.ChildLifetime)
 	ev := ChildEstablished
 	if replaces != nil {
 		ev = ChildRekeyed
@@ -484,6 +461,36 @@ func (sa *ikeSA) installChild(c *childSA, replaces *childSA) {
 		sa.log().Info("ike: child SA "+ev.String(), "child", c.cfg.Name, "in", in, "out", out, "mode", mode, "encap", encap)
 	}
 	p.emit(ev, c.info)
+}
+
+// armChildTimers schedules c's rekey in rekeyIn (recorded as its
+// RekeyTime) and, should rekeying never succeed, its end in expireIn.
+func (sa *ikeSA) armChildTimers(c *childSA, rekeyIn, expireIn time.Duration) {
+	p := sa.p
+	c.info.RekeyTime = sa.now().Add(rekeyIn)
+	c.rekeyTimer = p.e.clock.AfterFunc(rekeyIn, func() {
+		p.mu.Lock()
+		defer p.unlock()
+		if !c.gone && c.state == childActive {
+			// The child may have moved to a newer IKE SA.
+			if owner := p.ownerOf(c); owner != nil && owner.state == stateEstablished {
+				owner.rekeyChild(c)
+			}
+		}
+	})
+	// Hard lifetime: if rekeying never succeeded, the SA goes.
+	c.expireTimer = p.e.clock.AfterFunc(expireIn, func() {
+		p.mu.Lock()
+		defer p.unlock()
+		if owner := p.ownerOf(c); owner != nil && !c.gone {
+			owner.log().Warn("ike: child SA reached its hard lifetime without rekey", "child", c.cfg.Name, "in", c.info.InSPI)
+			if owner.state == stateEstablished {
+				owner.deleteChildren(c)
+			} else {
+				owner.dropChild(c)
+			}
+		}
+	})
 }
 
 func (p *peer) ownerOf(c *childSA) *ikeSA {

@@ -41,6 +41,9 @@ type Engine struct {
 	events   eventQueue
 	stats    Stats
 	closed   atomic.Bool
+	// suspended: Suspend ran; nothing is received, sent or deleted any
+	// more (the SAs were handed to the next process).
+	suspended atomic.Bool
 }
 
 // Stats counts what the engine dropped or did; read with Engine.Stats.
@@ -62,6 +65,8 @@ type Stats struct {
 	// IKERekeys and ChildRekeys count completed rekeys of IKE SAs and of
 	// Child SAs, whichever side started them.
 	IKERekeys, ChildRekeys atomic.Uint64
+	// Restored counts IKE SAs taken up from an earlier process (Restore).
+	Restored atomic.Uint64
 	// AuthFailures counts failed IKE_AUTH exchanges by reason code, in
 	// ReasonCodes order: our check of the peer failed (auth_failed,
 	// cert_untrusted, identity_mismatch, ...) or the peer refused us
@@ -80,7 +85,7 @@ func (s *Stats) countAuthFailure(code ReasonCode) {
 type StatsSnapshot struct {
 	Received, Sent, Dropped, DecodeErrors, AuthErrors, UnknownSPI, Retransmits, CookiesSent uint64
 	HalfOpenFull, InitReplays, StrayRetransmits                                             uint64
-	IKEEstablished, IKERekeys, ChildRekeys                                                  uint64
+	IKEEstablished, IKERekeys, ChildRekeys, Restored                                        uint64
 	// AuthFailures holds the codes that occurred (no zero entries).
 	AuthFailures map[ReasonCode]uint64
 }
@@ -94,6 +99,7 @@ func (e *Engine) Stats() StatsSnapshot {
 		Retransmits: s.Retransmits.Load(), CookiesSent: s.CookiesSent.Load(),
 		HalfOpenFull: s.HalfOpenFull.Load(), InitReplays: s.InitReplays.Load(), StrayRetransmits: s.StrayRetransmits.Load(),
 		IKEEstablished: s.IKEEstablished.Load(), IKERekeys: s.IKERekeys.Load(), ChildRekeys: s.ChildRekeys.Load(),
+		Restored:     s.Restored.Load(),
 		AuthFailures: map[ReasonCode]uint64{},
 	}
 	for i, c := range reasonCodes {
@@ -179,14 +185,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.events.run(e.cfg.Handler)
 	}()
 	<-ctx.Done()
-	e.mu.Lock()
-	peers := make([]*peer, 0, len(e.peers))
-	for _, p := range e.peers {
-		peers = append(peers, p)
-	}
-	e.mu.Unlock()
-	for _, p := range peers {
-		p.shutdown(true)
+	if !e.suspended.Load() {
+		e.mu.Lock()
+		peers := make([]*peer, 0, len(e.peers))
+		for _, p := range e.peers {
+			peers = append(peers, p)
+		}
+		e.mu.Unlock()
+		for _, p := range peers {
+			p.shutdown(true)
+		}
 	}
 	e.closed.Store(true)
 	err := e.conn.Close()
@@ -213,6 +221,9 @@ func (e *Engine) readLoop(port Port) {
 // receive handles one datagram. It never panics on input: malformed
 // packets are counted and dropped.
 func (e *Engine) receive(port Port, b []byte, from netip.AddrPort) {
+	if e.suspended.Load() {
+		return // the SAs belong to the next process now
+	}
 	e.stats.Received.Add(1)
 	if port == PortNATT {
 		if len(b) == 1 && b[0] == 0xff {

@@ -344,11 +344,14 @@ func (p *peer) rekeyAfter(life time.Duration) time.Duration {
 }
 
 // armExpire ends the IKE SA at its hard lifetime if no rekey replaced it.
-func (sa *ikeSA) armExpire(life time.Duration) {
+func (sa *ikeSA) armExpire(life time.Duration) { sa.armExpireAt(life) }
+
+// armExpireAt ends the IKE SA in d if no rekey replaced it.
+func (sa *ikeSA) armExpireAt(d time.Duration) {
 	if sa.expireTimer != nil {
 		sa.expireTimer.Stop()
 	}
-	sa.expireTimer = sa.p.e.clock.AfterFunc(life, func() {
+	sa.expireTimer = sa.p.e.clock.AfterFunc(d, func() {
 		p := sa.p
 		p.mu.Lock()
 		defer p.unlock()
@@ -361,11 +364,14 @@ func (sa *ikeSA) armExpire(life time.Duration) {
 
 // armRekey schedules rekeying of the IKE SA. Only one side needs to
 // rekey; both schedule it and the collision rules sort it out.
-func (sa *ikeSA) armRekey(life time.Duration) {
+func (sa *ikeSA) armRekey(life time.Duration) { sa.armRekeyAt(sa.p.rekeyAfter(life)) }
+
+// armRekeyAt schedules rekeying of the IKE SA in d.
+func (sa *ikeSA) armRekeyAt(d time.Duration) {
 	if sa.rekeyTimer != nil {
 		sa.rekeyTimer.Stop()
 	}
-	sa.rekeyTimer = sa.p.e.clock.AfterFunc(sa.p.rekeyAfter(life), func() {
+	sa.rekeyTimer = sa.p.e.clock.AfterFunc(d, func() {
 		p := sa.p
 		p.mu.Lock()
 		defer p.unlock()
