@@ -32,17 +32,21 @@ var (
 
 // fakeIKE records what the backend asks of the engine.
 type fakeIKE struct {
-	mu        sync.Mutex
-	handler   ike.ChildSAHandler
-	peers     map[string]ike.Peer
-	added     []string
-	removed   []string
-	status    map[string]ike.PeerStatus
-	addErr    error
-	fail      chan error // Run returns what is sent here
-	initiated []string
-	rekeyed   []string
-	updated   map[string]ike.Auth // UpdateCredentials calls
+	mu         sync.Mutex
+	handler    ike.ChildSAHandler
+	peers      map[string]ike.Peer
+	added      []string
+	removed    []string
+	status     map[string]ike.PeerStatus
+	addErr     error
+	fail       chan error // Run returns what is sent here
+	initiated  []string
+	rekeyed    []string
+	updated    map[string]ike.Auth // UpdateCredentials calls
+	saved      []ike.SavedSA       // what Suspend returns
+	suspended  bool
+	restored   []string // peers Restore was called for
+	restoreErr error
 }
 
 func newFakeIKE() *fakeIKE {
@@ -77,6 +81,28 @@ func (f *fakeIKE) UpdateCredentials(name string, a ike.Auth) error {
 		f.updated = map[string]ike.Auth{}
 	}
 	f.updated[name] = a
+	return nil
+}
+
+// Suspend returns what the test put in f.saved.
+func (f *fakeIKE) Suspend() []ike.SavedSA {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.suspended = true
+	return f.saved
+}
+
+// Restore records the restore; f.restoreErr fails it.
+func (f *fakeIKE) Restore(name string, s ike.SavedSA) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.restoreErr != nil {
+		return f.restoreErr
+	}
+	if _, ok := f.peers[name]; !ok {
+		return fmt.Errorf("ike: restore: no peer %q", name)
+	}
+	f.restored = append(f.restored, name)
 	return nil
 }
 
@@ -210,10 +236,13 @@ type rig struct {
 
 func (r *rig) advance(d time.Duration) { r.clk.Advance(d) }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { t.Helper(); return newRigWith(t, nil) }
+
+// newRigWith is newRig with mod applied to the backend's Config.
+func newRigWith(t *testing.T, mod func(*Config)) *rig {
 	t.Helper()
 	r := &rig{eng: newFakeIKE(), att: &fakeAtt{}, dev: newChanDev(), clk: clocktest.New(time.Unix(1700000000, 0))}
-	b, err := newBackend(Config{
+	cfg := Config{
 		Local: local, Bridge: "br-phy", RekeyGrace: time.Minute, PeerGrace: 10 * time.Second,
 		NewIKE: func(c ike.Config) (IKE, error) {
 			r.eng.handler = c.Handler
@@ -225,7 +254,11 @@ func newRig(t *testing.T) *rig {
 		Creds: fakeCreds{},
 		Log:   slog.New(slog.DiscardHandler),
 		Clock: r.clk, Sweep: -1, // tests step the sweep by hand
-	}, r.att, r.dev, nil)
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b, err := newBackend(cfg, r.att, r.dev, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,8 @@ type IKE interface {
 	Initiate(name string) error
 	RekeyChild(peerName, child string) error
 	UpdateCredentials(name string, a ike.Auth) error
+	Suspend() []ike.SavedSA
+	Restore(name string, s ike.SavedSA) error
 	Run(ctx context.Context) error
 }
 
@@ -124,6 +126,10 @@ type Config struct {
 	// NewIKE makes the IKE engine; default ike.New. Tests inject a fake or
 	// create the engine inside a namespace.
 	NewIKE func(ike.Config) (IKE, error)
+	// Handover holds the SAs the previous ovnsecd saved (Suspend): a
+	// tunnel configured exactly as then takes them up instead of
+	// negotiating.
+	Handover *Handover
 	// Creds reads certificates and keys; default a creds.Store of the
 	// backend's own (polled by the backend). A CredLoader that is also a
 	// CredWatcher has its changes followed: new IKE SAs use renewed
@@ -168,6 +174,10 @@ type Backend struct {
 	// closers are closed by Close once the parts have stopped (the
 	// direct-to-NIC socket).
 	closers []io.Closer
+	// handover are the saved SAs not yet taken up; resumes where the ESP
+	// SAs of restored Child SAs stand, by inbound SPI, until installed.
+	handover []SavedTunnel
+	resumes  map[esp.SPI]ESPResume
 	// peerUses counts how often an IKE peer name was configured: a tunnel
 	// deleted and added again under the same name and version would reuse
 	// "<if>-<v>", and late events of the old IKE peer would be taken for
@@ -304,6 +314,15 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 		saEvents: make(chan esp.Event, 64),
 	}
 	b.guarded = map[string]guardEntry{}
+	b.resumes = map[esp.SPI]ESPResume{}
+	if h := cfg.Handover; h != nil {
+		if h.Local == local.String() {
+			b.handover = h.Tunnels
+		} else {
+			h.zero()
+			b.log.Warn("the previous ovnsecd served another underlay address; its SAs are negotiated again", "was", h.Local, "now", local)
+		}
+	}
 	if err := b.hook.SetPolicies(local, nil); err != nil {
 		return nil, err
 	}
@@ -575,9 +594,27 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 		b.dropLocked(st)
 		return b.blockLocked(ctx, t, err)
 	}
-	if err := b.eng.AddPeer(p.peer); err != nil {
+	saved, restore := b.takeSavedLocked(t)
+	peer := p.peer
+	if restore {
+		peer.Initiate = false // take the saved SA up first
+	}
+	if err := b.eng.AddPeer(peer); err != nil {
+		if restore {
+			saved.SA.Zero()
+		}
 		b.dropLocked(st)
 		return b.blockLocked(ctx, t, fmt.Errorf("native backend: configure IKE peer for %s: %w", t.Name, err))
+	}
+	if restore {
+		if err := b.restoreLocked(st, saved); err != nil {
+			b.log.Warn("the previous ovnsecd's SA cannot be taken up; negotiating", "tunnel", t.Name, "err", err)
+			if p.peer.Initiate {
+				if err := b.eng.Initiate(p.peer.Name); err != nil {
+					b.log.Warn("initiate IKE SA", "tunnel", t.Name, "err", err)
+				}
+			}
+		}
 	}
 	b.log.Info("tunnel configured", "tunnel", t.Name, "version", t.Version, "remote", p.remote, "type", t.Type, "force_encap", p.peer.ForceEncap)
 	if mtu, err := b.att.OverlayMTU(p.policy); err == nil {
@@ -658,6 +695,10 @@ func (b *Backend) Close(ctx context.Context, cleanup bool) error {
 		return nil
 	}
 	b.closed = true
+	for i := range b.handover {
+		b.handover[i].SA.Zero()
+	}
+	b.handover = nil
 	var errs []error
 	if cleanup {
 		for _, st := range b.tunnels {

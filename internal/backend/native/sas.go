@@ -28,11 +28,15 @@ func (b *Backend) handleChildSA(ev ike.ChildEvent, c ike.ChildSA) {
 	var err error
 	switch ev {
 	case ike.ChildEstablished, ike.ChildRekeyed:
-		err = b.installLocked(st, ev, c)
+		// The keys stay alive with the Child SA (a hitless restart saves
+		// them, ike.Engine.Suspend); its ChildDeleted erases them.
+		if err = b.installLocked(st, ev, c); err != nil {
+			zeroKeys(&c)
+		}
 	case ike.ChildDeleted:
 		b.deleteLocked(st, c)
+		zeroKeys(&c)
 	}
-	zeroKeys(&c)
 	if err != nil {
 		st.installErr = err.Error()
 		b.log.Error("install Child SA", "tunnel", st.t.Name, "child", c.Name, "event", ev, "err", err)
@@ -50,8 +54,20 @@ func (b *Backend) installLocked(st *tunnelState, ev ike.ChildEvent, c ike.ChildS
 		return fmt.Errorf("child %s negotiated %v mode; the OVS attachment needs transport mode", c.Name, c.Mode)
 	}
 	peer := st.plan.remote
+	// A Child SA restored from the previous process resumes its ESP
+	// sequence numbers and replay window (handover.go).
+	resume, restored := b.resumes[c.InSPI]
+	delete(b.resumes, c.InSPI)
 	mk := func(spi esp.SPI, dir esp.Direction, key esp.Key) (*esp.SA, error) {
-		return esp.NewSA(esp.Config{SPI: spi, Dir: dir, Mode: esp.Transport, Encap: c.Encap, Key: key, ESN: c.ESN, Notify: b.notifySA})
+		cfg := esp.Config{SPI: spi, Dir: dir, Mode: esp.Transport, Encap: c.Encap, Key: key, ESN: c.ESN, Notify: b.notifySA, Clock: b.cfg.Clock}
+		if restored {
+			r := resume.In
+			if dir == esp.Outbound {
+				r = resume.Out
+			}
+			cfg.Resume = &r
+		}
+		return esp.NewSA(cfg)
 	}
 	in, err := mk(c.InSPI, esp.Inbound, c.InKey)
 	if err != nil {
