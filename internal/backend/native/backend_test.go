@@ -177,8 +177,9 @@ func TestChildSALifecycle(t *testing.T) {
 	if o := tbl.Outbound(remote); o == nil || o.SPI() != 0xd0000002 {
 		t.Fatalf("outbound SA %v", o)
 	}
-	if !zeroed(t, keyCopy) {
-		t.Error("Child SA keys not erased after install")
+	// The keys live as long as the Child SA (a handover saves them).
+	if zeroed(t, keyCopy) {
+		t.Error("Child SA keys erased while the Child SA is installed")
 	}
 	waitUntil(t, "held frame released", func() bool { return len(r.dev.writes()) == 1 })
 	if w := r.dev.writes()[0]; w[14+9] != 50 || binary.BigEndian.Uint32(w[34:]) != 0xd0000002 {
@@ -243,7 +244,10 @@ func TestChildSALifecycle(t *testing.T) {
 		t.Errorf("retiring %d, want 1", ts.Retiring)
 	}
 	// The replaced child's deletion leaves the new SAs alone.
-	r.eng.handler.HandleChildSA(ike.ChildDeleted, child(t, peer, "ovn-b-0-out-1", 0xc0000002, 0xd0000002, 3))
+	r.eng.handler.HandleChildSA(ike.ChildDeleted, c) // the engine reports the same record, keys included
+	if !zeroed(t, keyCopy) {
+		t.Error("Child SA keys not erased when it was deleted")
+	}
 	if o := tbl.Outbound(remote); o == nil || o.SPI() != 0xd0000003 {
 		t.Fatal("deleting the replaced child removed the new outbound SA")
 	}
