@@ -32,7 +32,9 @@
 # Knobs (environment): DEMO_STATE (default /tmp/ovnsec-demo), DEMO_KEEP=1,
 #   DEMO_SKIP_DEPS=1, DEMO_SKIP_BUILD=1, OVNSECD_NATIVE_ARGS, DEMO_OVNSECD
 #   (path of the ovnsecd binary, default bin/ovnsecd), VM_MTU,
-#   DEMO_LOCK_WAIT (seconds, default 0: fail at once), OVD_LOCK_FD.
+#   DEMO_LOCK_WAIT (seconds, default 0: fail at once), OVD_LOCK_FD,
+#   DEMO_METRICS_ADDRESS (ovnsecd's --metrics-address in every chassis,
+#   default :9476; empty: metrics off).
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,6 +55,9 @@ VM_MTU=${VM_MTU:-1397}
 # How ovnsecd is started per chassis with the native IKE+ESP backend. The
 # bridge holds the underlay address, the NIC is its port to the underlay.
 OVNSECD_NATIVE_ARGS=${OVNSECD_NATIVE_ARGS:---ike-daemon=native --bridge=ovd-phy --nic=ovd-eth}
+# Prometheus metrics of every ovnsecd (http://<chassis underlay IP>:9476/metrics,
+# reachable from ovd-central and the other chassis); empty: off.
+METRICS_ADDRESS=${DEMO_METRICS_ADDRESS-:9476}
 NAMESPACES="ovd-central ovd-ul ovd-ch1 ovd-ch2 ovd-ch3 ovd-vm1 ovd-vm2 ovd-vm3"
 # Every user of the ovd-* namespaces holds this lock: bench/ovn.sh, the demo
 # tests of test/e2e (ovdLockPath) and this script (on descriptor 9, which no
@@ -155,6 +160,17 @@ nbctl() { ovn-nbctl --timeout=10 --db=unix:$C/nb.sock "$@"; }
 sbctl() { ovn-sbctl --timeout=10 --db=unix:$C/sb.sock "$@"; }
 ovnsecd_ctl() { local d pid; d=$(chdir $1); pid=$(cat "$d/ovnsecd.pid" 2>/dev/null) || return 1; echo "$d/ovnsecd.$pid.ctl"; }
 tunnels_show() { ovs-appctl --timeout=5 -t "$(ovnsecd_ctl $1)" tunnels/show; }
+metrics_url() { # N: where ovnsecd of chassis N serves its metrics (from any demo netns)
+  local host=${METRICS_ADDRESS%:*}
+  case $host in "" | 0.0.0.0 | "[::]") host=192.0.2.$1 ;; esac
+  echo "http://$host:${METRICS_ADDRESS##*:}/metrics"
+}
+metrics_of() { # N: ovnsecd's /metrics of chassis N, read in its netns with bash's /dev/tcp (no curl needed)
+  local hp
+  hp=$(metrics_url "$1"); hp=${hp#http://}; hp=${hp%/metrics}
+  nsx ovd-ch$1 timeout 5 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0##*:}" && printf "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n" "$0" >&3 && cat <&3' "$hp" |
+    tr -d '\r' | sed '1,/^$/d'
+}
 vm_ip() { echo 203.0.113.$1; }
 
 # A detached daemon's parent is PID 1, which on some hosts reaps zombies late.
@@ -327,6 +343,7 @@ start_ovnsecd() {
   local n=$1 d pid i; shift
   d=$(chdir $n)
   rm -f $d/ovnsecd.pid
+  if [ -n "$METRICS_ADDRESS" ]; then set -- "$@" --metrics-address="$METRICS_ADDRESS"; fi
   # shellcheck disable=SC2086
   ip netns exec ovd-ch$n env $(ev $d) "$OVNSECD" "$@" --rundir=$d --pidfile=$d/ovnsecd.pid \
     --log-file=$d/ovnsecd.log unix:$d/db.sock </dev/null >$d/ovnsecd.out 2>&1 9>&- &
@@ -383,9 +400,10 @@ all_pings_ok() {
 }
 
 write_env() {
-  local n ns="" vms="" ips="" cips="" dbs="" dirs="" ctls="" logs=""
+  local n ns="" vms="" ips="" cips="" dbs="" dirs="" ctls="" logs="" murls=""
   for n in $(seq 1 $N); do
     ns+="ovd-ch$n "; vms+="ovd-vm$n "; ips+="$(vm_ip $n) "; cips+="192.0.2.$n "
+    [ -z "$METRICS_ADDRESS" ] || murls+="$(metrics_url $n) "
     dbs+="unix:$(chdir $n)/db.sock "; dirs+="$(chdir $n) "
     ctls+="$(ovnsecd_ctl $n) "; logs+="$(chdir $n)/ovnsecd.log "
   done
@@ -408,6 +426,7 @@ write_env() {
     echo "OVNSECD_CTLS=\"${ctls% }\"   # ovs-appctl -t <ctl> tunnels/show"
     echo "OVNSECD_LOGS=\"${logs% }\""
     echo "OVNSECD_BACKEND=\"$BACKEND\"   # native, or strongswan-fallback (no encryption)"
+    echo "METRICS_URLS=\"${murls% }\"   # ovnsecd's Prometheus metrics, from any demo netns (empty: off)"
     echo "CA_CERT=\"$STATE/pki/switchca/cacert.pem\""
   } >$ENVFILE
 }
@@ -454,6 +473,17 @@ up() {
 }
 
 # ---------- what the demo shows
+
+show_metrics() { # a few of ch1's ovnsec_tunnel_* lines, also into the summary
+  [ -n "$METRICS_ADDRESS" ] || return 0
+  step "Prometheus metrics of ch1 ($(metrics_url 1), read from inside ovd-ch1)"
+  local m line
+  m=$(metrics_of 1) || { log "cannot read $(metrics_url 1)"; note "metrics: cannot read $(metrics_url 1)"; return 0; }
+  echo "$m" | grep -E '^ovnsec_(tunnel_up|tunnel_state\{state="up"|esp_packets_total|esp_bytes_total)' | indent
+  while read -r line; do
+    note "metrics ch1: $line"
+  done < <(echo "$m" | grep -E '^ovnsec_tunnel_(up|state\{state="up")' | head -4)
+}
 
 PING="not run"
 pings() { # every VM pair; PING says "OK" or which pair lost packets
@@ -598,6 +628,7 @@ run() {
   show_capture $STATE/capture-ipsec.txt
   note "ipsec=true: ping $PING, iperf3 $IPERF_RATE, underlay: $(classify $STATE/capture-ipsec.txt)"
   [ "$PING" = OK ] || die "ipsec=true: $PING"
+  show_metrics
   local cls
   cls=$(classify $STATE/capture-ipsec.txt)
   case "$cls" in
