@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -128,8 +129,17 @@ func newNativeBackend(ctx context.Context, c config, sh shared, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("--engine-port-type: %w", err)
 	}
+	// SAs the previous ovnsecd saved (a restart or an upgrade): the file
+	// is removed once read.
+	h, herr := native.ReadHandover(handoverPath(c))
+	if herr != nil {
+		log.Warn("the previous ovnsecd's SAs cannot be taken up; they are negotiated again", "err", herr)
+	} else if h != nil {
+		log.Info("taking up the SAs the previous ovnsecd saved", "tunnels", len(h.Tunnels))
+	}
 	b, err := native.New(ctx, native.Config{
-		Local: local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
+		Handover: h,
+		Local:    local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
 		GeneveOptions: c.geneveOpts, Port: kind, Direct: c.direct, Log: log,
 		Creds: sh.creds, Clock: sh.clock,
 	})
@@ -260,11 +270,32 @@ func (s *system) run(ctx context.Context) error {
 
 	closeCtx, closeCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer closeCancel()
+	if sus, ok := s.be.(suspender); ok && !cleanup {
+		// Hand the SAs over to the next ovnsecd (a restart or an upgrade):
+		// the peers see no new IKE SA and nothing is deleted.
+		n, err := sus.Suspend(closeCtx, s.handoverPath())
+		if err == nil {
+			s.log.Info("established SAs saved for the next ovnsecd", "tunnels", n, "file", s.handoverPath())
+			return nil
+		}
+		s.log.Warn("could not save the SAs for the next ovnsecd; it negotiates them again", "err", err)
+	}
 	if err := s.be.Close(closeCtx, cleanup); err != nil {
 		return fmt.Errorf("close %s backend: %w", s.be.Name(), err)
 	}
 	return nil
 }
+
+// suspender is a backend that can hand its SAs to the next process
+// (native.Backend.Suspend).
+type suspender interface {
+	Suspend(ctx context.Context, path string) (int, error)
+}
+
+// handoverPath is where a stopping ovnsecd leaves its SAs for the next.
+func (s *system) handoverPath() string { return handoverPath(s.cfg) }
+
+func handoverPath(c config) string { return filepath.Join(c.rundir, "ovnsecd.handover") }
 
 // purgeBackend removes every connection the backend still holds from an
 // earlier run, as ovs-monitor-ipsec's start-up IKE daemon restart does.

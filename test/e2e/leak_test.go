@@ -183,6 +183,7 @@ func TestLeak(t *testing.T) {
 	}
 	t.Run("forged-geneve", l.forgedGeneve)
 	t.Run("ovnsecd-kill-9", l.killOvnsecd)
+	t.Run("ovnsecd-sigterm-restart", l.termRestartOvnsecd)
 	t.Run("vswitchd-restart", l.restartVswitchd)
 	t.Run("rekey-and-peer-stopped", l.rekeys)
 	end := time.Now()
@@ -629,6 +630,69 @@ func (l *leakEnv) killOvnsecd(t *testing.T) {
 		}
 	}
 	l.noLeak(t, "ovnsecd kill -9 and restart", from, time.Now())
+}
+
+// termRestartOvnsecd: SIGTERM to ch2's ovnsecd and a start right after,
+// under 10 ms pings. The stopping ovnsecd saves its SAs and the next one
+// takes them up: the peers keep their IKE SAs (same SPIs, nothing
+// renegotiated), zero plaintext, and traffic is back as soon as the new
+// process has read the database (the pings sent while no ovnsecd runs are
+// lost: br-phy drops them, it never lets them through).
+func (l *leakEnv) termRestartOvnsecd(t *testing.T) {
+	const victim = 1
+	demoEventually(t, 60*time.Second, "every tunnel up before the restart", l.allUp)
+	spis := func() map[string]string {
+		m := map[string]string{}
+		for _, i := range []int{0, 2} {
+			s, err := l.show(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tn := range s.Tunnels {
+				if tn.IKE != nil {
+					m[l.chassis[i]+"/"+tn.Name] = tn.IKE.SPIi + "/" + tn.IKE.SPIr
+				}
+			}
+		}
+		return m
+	}
+	before := spis()
+	from := time.Now()
+	p1 := startLeakPing(t, l.vmNS[0], l.vmIPs[1], "vm1->vm2")
+	p3 := startLeakPing(t, l.vmNS[2], l.vmIPs[1], "vm3->vm2")
+	time.Sleep(time.Second)
+	p := l.proc(t, victim, "ovnsecd")
+	stopped := time.Now()
+	if err := p.kill(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	gone := time.Now()
+	l.restartOvnsecd(t, victim, p)
+	answering := time.Now()
+	demoEventually(t, 30*time.Second, "every tunnel up after the restart", l.allUp)
+	time.Sleep(2 * time.Second)
+	t.Logf("SIGTERM at %s, old ovnsecd gone %.0f ms later, new one answering %.0f ms after that",
+		leakStamp(stopped), gone.Sub(stopped).Seconds()*1000, answering.Sub(gone).Seconds()*1000)
+	for _, pg := range []*leakPing{p1, p3} {
+		r := pg.stop()
+		t.Logf("%s across SIGTERM + start of ch2's ovnsecd: %v", pg.what, r)
+		if r.repliesAfter(answering) == 0 {
+			t.Errorf("%s: no reply after the restart", pg.what)
+		}
+	}
+	after := spis()
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: IKE SA %s before the restart, %s after: the peer negotiated a new one", k, v, after[k])
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(l.rundir(victim), "ovnsecd.log")); err == nil && !strings.Contains(string(b), "IKE SA taken up from the previous ovnsecd") {
+		t.Errorf("ch2's log does not show a restored IKE SA")
+	}
+	if _, err := os.Stat(filepath.Join(l.rundir(victim), "ovnsecd.handover")); !os.IsNotExist(err) {
+		t.Errorf("the handover file (keys) is still there after the restart: %v", err)
+	}
+	l.noLeak(t, "ovnsecd SIGTERM and restart", from, time.Now())
 }
 
 // restartVswitchd: ch2's ovs-vswitchd stopped and started again (same
