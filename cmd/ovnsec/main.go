@@ -33,6 +33,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"pki", "manage an ovs-pki compatible PKI and check certificates", runPKI},
+		{"ca", "serve the CA over EST; bootstrap tokens for chassis", runCA},
 	}
 }
 
