@@ -32,6 +32,7 @@ var caOptSpecs = []optSpec{
 	{"chassis", 0, true},
 	{"ttl", 0, true},
 	{"reusable", 0, false},
+	{"overlap", 0, true},
 	{"verbose", 'v', false},
 	{"help", 'h', false},
 }
@@ -42,6 +43,7 @@ var caOptsFor = map[string][]string{
 	"token create": {"chassis", "ttl", "reusable"},
 	"token list":   {},
 	"token revoke": {},
+	"rollover":     {"overlap"},
 }
 
 const caUsage = `usage: ovnsec ca COMMAND [OPTION...]
@@ -65,6 +67,12 @@ Commands:
         List tokens: id, chassis, state, expiry, uses.
   token revoke ID
         Revoke a token.
+  rollover [--overlap DURATION]
+        Make a new switch CA key and certificate, which signs from now on
+        (the server follows at once). The current CA stays trusted and is
+        published by cacerts, with the link certificates, for the overlap
+        (default 90d: give at least the certificate lifetime); then it
+        retires. A later rollover removes retired CAs from the files.
 
 Options:
   -d, --dir=DIR   PKI directory (default: /var/lib/openvswitch/pki)
@@ -117,6 +125,8 @@ func runCA(ctx context.Context, s stdio, args []string) int {
 		return caResult(s, caTokenCreate(s, dir, opts))
 	case "token list":
 		return caResult(s, caTokenList(s, dir))
+	case "rollover":
+		return caResult(s, caRollover(s, dir, opts))
 	default:
 		return caResult(s, enroll.NewTokenStore(dir, nil).Revoke(enroll.TokenID(cargs[0])))
 	}
@@ -280,4 +290,28 @@ func caTokenList(s stdio, dir string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Chassis, r.State(now), kind, r.Expires.Format(time.RFC3339), r.Uses, last)
 	}
 	return tw.Flush()
+}
+
+func caRollover(s stdio, dir string, opts parsedOpts) error {
+	overlap := enroll.DefaultLifetime
+	if v := opts.get("overlap", ""); v != "" {
+		d, err := parseDuration("overlap", v)
+		if err != nil {
+			return err
+		}
+		overlap = d
+	}
+	if err := pkiDirMustExist(dir); err != nil {
+		return err
+	}
+	res, err := pki.Dir{Path: dir}.Rollover(pki.RolloverOptions{Overlap: overlap})
+	if err != nil {
+		return err
+	}
+	for _, c := range res.Dropped {
+		fmt.Fprintf(s.out, "removed retired CA %s (serial %s)\n", c.Subject.CommonName, pki.FormatSerial(c.SerialNumber))
+	}
+	fmt.Fprintf(s.out, "new CA %s (serial %s) signs from now on\n", res.New.Subject.CommonName, pki.FormatSerial(res.New.SerialNumber))
+	fmt.Fprintf(s.out, "old CA %s (serial %s) is trusted and published until %s\n", res.Old.Subject.CommonName, pki.FormatSerial(res.Old.SerialNumber), res.Retire.Format(time.RFC3339))
+	return nil
 }

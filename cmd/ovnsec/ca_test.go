@@ -92,3 +92,21 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestCARollover(t *testing.T) {
+	c := newCLI(t)
+	c.must("pki", "--dir", "pki", "-k", "ecdsa", "init")
+	before, _ := os.ReadFile(filepath.Join(c.dir, "pki", "switchca", "cacert.pem"))
+	if code, _, errs := c.run("", "ca", "rollover", "--dir", "pki", "--overlap", "never"); code != exitFailure || !strings.Contains(errs, "positive duration") {
+		t.Errorf("bad overlap: %d %q", code, errs)
+	}
+	time.Sleep(1100 * time.Millisecond) // the new CA's name carries the second
+	out := c.must("ca", "rollover", "--dir", "pki", "--overlap", "10d")
+	if !regexp.MustCompile(`(?s)new CA OVS switchca CA Certificate .* signs from now on\nold CA .* is trusted and published until \S+\n`).MatchString(out) {
+		t.Errorf("rollover said %q", out)
+	}
+	after, _ := os.ReadFile(filepath.Join(c.dir, "pki", "switchca", "cacert.pem"))
+	if strings.Count(string(after), "BEGIN CERTIFICATE") != 2 || !strings.HasSuffix(string(after), string(before)) {
+		t.Errorf("cacert.pem is not the new CA followed by the old one")
+	}
+}

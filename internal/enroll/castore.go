@@ -3,19 +3,15 @@
 // publishes. DirStore reads them from the ovs-pki directory and reads
 // again whenever a file changes, so a CA rollover done beside a running
 // server (a new CA first in cacert.pem, the old one after it, link
-// certificates in links.pem, the old one's retirement in rollover) is
-// followed without a restart.
+// certificates in links.pem, the old one's retirement in rollover: see
+// pki.Dir.Rollover) is followed without a restart; a previous CA stops
+// being trusted and published the moment its retirement comes.
 
 package enroll
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,16 +20,6 @@ import (
 
 	"github.com/ovnsec/ovnsec/internal/clock"
 	"github.com/ovnsec/ovnsec/internal/pki"
-)
-
-// File names beside cacert.pem in <dir>/switchca.
-const (
-	// LinksFileName holds the link certificates of a CA rollover
-	// (RFC 7030 section 4.1.3: OldWithNew, NewWithOld).
-	LinksFileName = "links.pem"
-	// RolloverFileName says when each previous CA stops being trusted:
-	// lines "retire <SERIAL> <RFC 3339 time>".
-	RolloverFileName = "rollover"
 )
 
 // CASet is the CA state at one moment.
@@ -90,7 +76,7 @@ func (s *DirStore) Dir() pki.Dir { return s.dir }
 
 func (s *DirStore) paths() []string {
 	ca := s.dir.CADir(pki.SwitchCA)
-	return []string{s.dir.CACertPath(pki.SwitchCA), s.dir.CAKeyPath(pki.SwitchCA), filepath.Join(ca, LinksFileName), filepath.Join(ca, RolloverFileName)}
+	return []string{s.dir.CACertPath(pki.SwitchCA), s.dir.CAKeyPath(pki.SwitchCA), filepath.Join(ca, pki.LinksFileName), filepath.Join(ca, pki.RolloverFileName)}
 }
 
 // stampOf identifies the files' current versions.
@@ -127,13 +113,13 @@ func (s *DirStore) CAs() (*CASet, error) {
 	retired := map[string]bool{}
 	for _, c := range l.all[1:] {
 		if t, ok := l.retires[pki.FormatSerial(c.SerialNumber)]; ok && !now.Before(t) {
-			retired[string(c.RawSubject)+"|"+string(c.SubjectKeyId)] = true
+			retired[string(c.RawSubject)] = true
 			continue
 		}
 		set.Trusted = append(set.Trusted, c)
 	}
 	for _, c := range l.links {
-		if retired[string(c.RawSubject)+"|"+string(c.SubjectKeyId)] || retired[string(c.RawIssuer)+"|"+string(c.AuthorityKeyId)] {
+		if retired[string(c.RawSubject)] || retired[string(c.RawIssuer)] {
 			continue
 		}
 		set.Links = append(set.Links, c)
@@ -156,54 +142,11 @@ func (s *DirStore) load() (*loadedCAs, error) {
 		}
 	}
 	l := &loadedCAs{issuer: issuer, all: all}
-	lp := filepath.Join(s.dir.CADir(pki.SwitchCA), LinksFileName)
-	if b, err := os.ReadFile(lp); err == nil {
-		if len(bytes.TrimSpace(b)) > 0 {
-			if l.links, err = pki.ParseCertificatesPEM(b); err != nil {
-				return nil, fmt.Errorf("switch CA links %s: %w", lp, err)
-			}
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if l.links, err = s.dir.Links(pki.SwitchCA); err != nil {
 		return nil, fmt.Errorf("switch CA links: %w", err)
 	}
-	rp := filepath.Join(s.dir.CADir(pki.SwitchCA), RolloverFileName)
-	if b, err := os.ReadFile(rp); err == nil {
-		if l.retires, err = ParseRolloverFile(b); err != nil {
-			return nil, fmt.Errorf("switch CA rollover %s: %w", rp, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if l.retires, err = s.dir.Retirements(pki.SwitchCA); err != nil {
 		return nil, fmt.Errorf("switch CA rollover: %w", err)
 	}
 	return l, nil
-}
-
-// ParseRolloverFile reads the rollover file: '#' comments, empty lines,
-// and lines "retire <SERIAL in hex> <RFC 3339 time>".
-func ParseRolloverFile(data []byte) (map[string]time.Time, error) {
-	out := map[string]time.Time{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	n := 0
-	for sc.Scan() {
-		n++
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		if len(f) != 3 || f[0] != "retire" {
-			return nil, fmt.Errorf("line %d: want \"retire SERIAL TIME\"", n)
-		}
-		serial, err := pki.ParseSerial(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		t, err := time.Parse(time.RFC3339, f[2])
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		out[pki.FormatSerial(serial)] = t
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
-	}
-	return out, nil
 }

@@ -96,15 +96,3 @@ func FuzzParseTokenFile(f *testing.F) {
 		}
 	})
 }
-
-// FuzzParseRolloverFile reads arbitrary rollover files without panicking.
-func FuzzParseRolloverFile(f *testing.F) {
-	f.Add([]byte("# x\nretire 0A 2026-01-02T03:04:05Z\n"))
-	f.Add([]byte("retire -1 x\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ParseRolloverFile(data)
-		if err == nil && m == nil {
-			t.Fatal("nil map without error")
-		}
-	})
-}

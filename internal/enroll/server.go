@@ -445,7 +445,15 @@ func (s *Server) serverCertificate(id ServerIdentity) (*tls.Certificate, error) 
 		return nil, fmt.Errorf("issue the server's TLS certificate: %w", err)
 	}
 	s.log.Info("server certificate issued", "serial", pki.FormatSerial(cert.SerialNumber), "dns", id.DNSNames, "ips", id.IPs, "not_after", cert.NotAfter.UTC().Format(time.RFC3339))
-	s.tlsCert = &tls.Certificate{Certificate: [][]byte{cert.Raw, set.Issuer.Cert.Raw}, PrivateKey: key, Leaf: cert}
+	chain := [][]byte{cert.Raw, set.Issuer.Cert.Raw}
+	// During a rollover a client that has only the old CA still verifies
+	// the server through the link certificate (NewWithOld).
+	for _, l := range set.Links {
+		if string(l.RawSubject) == string(set.Issuer.Cert.RawSubject) && string(l.RawIssuer) != string(l.RawSubject) {
+			chain = append(chain, l.Raw)
+		}
+	}
+	s.tlsCert = &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: cert}
 	return s.tlsCert, nil
 }
 
