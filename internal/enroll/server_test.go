@@ -302,6 +302,24 @@ func TestEnrolWithCertificate(t *testing.T) {
 		t.Errorf("CN %q", got.Subject.CommonName)
 	}
 	ts.do(req{op: "simpleenroll", cert: tlsCert(c, k), csr: chassisCSR(t, nk, "ch2")}).refused(t, 403, "not the authenticated chassis name")
+
+	// A certificate made the ovs-pki way (ovnsec pki req + sign: the
+	// subject C=US, ST=CA, O, OU, CN and no extendedKeyUsage, as OVN's SB
+	// RBAC certificates) authenticates as its CN.
+	w := t.TempDir()
+	if _, err := pki.Req(w, "ch3", pki.ReqOptions{Key: pki.KeySpec{Type: pki.KeyECDSA}}, pki.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	f := pki.FilesFor(w, "ch3")
+	sr, err := pki.Dir{Path: dir}.Sign(f.Req, f.Cert, pki.SignOptions{})
+	if err != nil || len(sr.Cert.ExtKeyUsage) != 0 {
+		t.Fatalf("ovs-pki style certificate: %v", err)
+	}
+	rk, err := pki.LoadPrivateKey(f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.do(req{op: "simpleenroll", cert: tlsCert(sr.Cert, rk), csr: chassisCSR(t, nk, "ch3")}).issued(t)
 }
 
 // Parallel enrolments with one one-time token: exactly one is issued.
