@@ -404,7 +404,7 @@ func (s *Server) TLSConfig(id ServerIdentity, given *tls.Certificate) *tls.Confi
 	return tc
 }
 
-// ServerCertificate returns the server's own certificate as TLSConfig
+// serverCertificate returns the server's own certificate as TLSConfig
 // serves it without a given one, issuing it when needed.
 func (s *Server) serverCertificate(id ServerIdentity) (*tls.Certificate, error) {
 	set, err := s.store.CAs()
