@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/ovnsec/ovnsec/internal/ike/message"
 )
 
 // Port selects one of the engine's two local ports.
@@ -31,12 +33,38 @@ type PacketConn interface {
 	Close() error
 }
 
-type udpConn struct {
+// UDP is the default transport: one UDP socket per port.
+type UDP struct {
 	c [2]*net.UDPConn
 }
 
-func listenUDP(addr netip.Addr, portIKE, portNATT int) (*udpConn, error) {
-	u := &udpConn{}
+// ListenUDP opens the IKE and NAT-T ports on addr: 0 is the standard
+// port (500, 4500), a negative one any free port.
+func ListenUDP(addr netip.Addr, portIKE, portNATT int) (*UDP, error) {
+	if portIKE == 0 {
+		portIKE = message.PortIKE
+	}
+	if portNATT == 0 {
+		portNATT = message.PortNATT
+	}
+	return listenUDP(addr, portIKE, portNATT)
+}
+
+// NewUDP wraps sockets opened elsewhere (handed over by the previous
+// process in an upgrade). The transport owns them from then on.
+func NewUDP(ike, natt *net.UDPConn) (*UDP, error) {
+	if ike == nil || natt == nil {
+		return nil, errors.New("ike: NewUDP needs both the IKE and the NAT-T socket")
+	}
+	return &UDP{c: [2]*net.UDPConn{ike, natt}}, nil
+}
+
+// Sockets returns the two sockets, for handing them to another process;
+// they stay owned by u.
+func (u *UDP) Sockets() (ike, natt *net.UDPConn) { return u.c[PortIKE], u.c[PortNATT] }
+
+func listenUDP(addr netip.Addr, portIKE, portNATT int) (*UDP, error) {
+	u := &UDP{}
 	for i, port := range []int{portIKE, portNATT} {
 		if port < 0 {
 			port = 0
@@ -51,21 +79,21 @@ func listenUDP(addr netip.Addr, portIKE, portNATT int) (*udpConn, error) {
 	return u, nil
 }
 
-func (u *udpConn) ReadFrom(p Port, b []byte) (int, netip.AddrPort, error) {
+func (u *UDP) ReadFrom(p Port, b []byte) (int, netip.AddrPort, error) {
 	n, from, err := u.c[p].ReadFromUDPAddrPort(b)
 	return n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), err
 }
 
-func (u *udpConn) WriteTo(p Port, b []byte, dst netip.AddrPort) error {
+func (u *UDP) WriteTo(p Port, b []byte, dst netip.AddrPort) error {
 	_, err := u.c[p].WriteToUDPAddrPort(b, dst)
 	return err
 }
 
-func (u *udpConn) LocalPort(p Port) uint16 {
+func (u *UDP) LocalPort(p Port) uint16 {
 	return uint16(u.c[p].LocalAddr().(*net.UDPAddr).Port)
 }
 
-func (u *udpConn) Close() error {
+func (u *UDP) Close() error {
 	var errs []error
 	for _, c := range u.c {
 		if c != nil {

@@ -393,7 +393,7 @@ func TestClose(t *testing.T) {
 
 func TestNewRejectsBadLocal(t *testing.T) {
 	for _, a := range []netip.Addr{{}, netip.MustParseAddr("2001:db8::1"), netip.IPv4Unspecified()} {
-		_, err := newBackend(Config{Local: a, NewIKE: func(ike.Config) (IKE, error) { return newFakeIKE(), nil }}, &fakeAtt{}, newChanDev(), nil)
+		_, err := newBackend(Config{Local: a, NewIKE: func(ike.Config) (IKE, error) { return newFakeIKE(), nil }}, &fakeAtt{}, newChanDev(), nil, nil)
 		if err == nil {
 			t.Errorf("local %v accepted", a)
 		}

@@ -104,7 +104,7 @@ func TestRenewedCredentialsReachTheEngine(t *testing.T) {
 	b, err := newBackend(Config{
 		Local: local, Bridge: "br-phy", Creds: store, Log: slog.New(slog.DiscardHandler),
 		NewIKE: func(ike.Config) (IKE, error) { return eng, nil },
-	}, &fakeAtt{}, newChanDev(), nil)
+	}, &fakeAtt{}, newChanDev(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

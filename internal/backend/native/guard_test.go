@@ -202,7 +202,7 @@ func TestSweeperRunsOnTheClock(t *testing.T) {
 		Local: local, Bridge: "br-phy", PeerGrace: 10 * time.Second, Clock: clk, Sweep: time.Second,
 		NewIKE: func(c ike.Config) (IKE, error) { eng.handler = c.Handler; return eng, nil },
 		Creds:  fakeCreds{}, Log: slog.New(slog.DiscardHandler),
-	}, &fakeAtt{}, newChanDev(), nil)
+	}, &fakeAtt{}, newChanDev(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

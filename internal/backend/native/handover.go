@@ -192,16 +192,22 @@ func ReadHandover(path string) (*Handover, error) {
 	return &h, nil
 }
 
-// takeSavedLocked returns and forgets the saved SAs of t, if the handover
-// has them for exactly t's configuration.
+// takeSavedLocked forgets the saved SAs of the tunnel named t.Name and
+// returns them if they were saved for exactly t's configuration.
 func (b *Backend) takeSavedLocked(t tunnel.Tunnel) (SavedTunnel, bool) {
 	id := configID(t)
-	i := slices.IndexFunc(b.handover, func(s SavedTunnel) bool { return s.Name == t.Name && s.Config == id })
+	i := slices.IndexFunc(b.handover, func(s SavedTunnel) bool { return s.Name == t.Name })
 	if i < 0 {
 		return SavedTunnel{}, false
 	}
 	s := b.handover[i]
 	b.handover = slices.Delete(b.handover, i, i+1)
+	if s.Config != id {
+		// Configured otherwise since it was saved: negotiated anew.
+		s.SA.Zero()
+		b.log.Info("the previous ovnsecd's SA was for another configuration of the tunnel; negotiating", "tunnel", t.Name)
+		return SavedTunnel{}, false
+	}
 	return s, true
 }
 

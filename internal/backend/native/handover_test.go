@@ -69,10 +69,12 @@ func TestHandoverRoundTrip(t *testing.T) {
 
 // A tunnel configured otherwise than when saved negotiates afresh.
 func TestHandoverNeedsTheSameConfiguration(t *testing.T) {
-	h := &Handover{Version: handoverVersion, Local: local.String(), Tunnels: []SavedTunnel{{
-		Name: "ovn-b-0", Config: configID(geneveTunnel(1)), SA: ike.SavedSA{Peer: "ovn-b-0-1"}, ESP: map[esp.SPI]ESPResume{},
-	}}}
-	r := newRigWith(t, func(c *Config) { c.Handover = h })
+	saved := func() *Handover {
+		return &Handover{Version: handoverVersion, Local: local.String(), Tunnels: []SavedTunnel{{
+			Name: "ovn-b-0", Config: configID(geneveTunnel(1)), SA: ike.SavedSA{Peer: "ovn-b-0-1"}, ESP: map[esp.SPI]ESPResume{},
+		}}}
+	}
+	r := newRigWith(t, func(c *Config) { c.Handover = saved() })
 	changed := geneveTunnel(1)
 	changed.CustomOptions = append(changed.CustomOptions, tunnelOption("encapsulation", "yes"))
 	if err := r.b.Ensure(ctx, changed); err != nil {
@@ -82,7 +84,7 @@ func TestHandoverNeedsTheSameConfiguration(t *testing.T) {
 		t.Fatalf("restored %v for a changed tunnel", r.eng.restored)
 	}
 	// A failed restore falls back to negotiating.
-	r2 := newRigWith(t, func(c *Config) { c.Handover = h })
+	r2 := newRigWith(t, func(c *Config) { c.Handover = saved() })
 	r2.eng.restoreErr = ike.ErrStale
 	if err := r2.b.Ensure(ctx, geneveTunnel(1)); err != nil {
 		t.Fatal(err)

@@ -258,7 +258,7 @@ func newRigWith(t *testing.T, mod func(*Config)) *rig {
 	if mod != nil {
 		mod(&cfg)
 	}
-	b, err := newBackend(cfg, r.att, r.dev, nil)
+	b, err := newBackend(cfg, r.att, r.dev, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func TestMetrics(t *testing.T) {
 		NewIKE: func(ike.Config) (IKE, error) { return eng, nil },
 		Creds:  fakeCreds{}, Log: slog.New(slog.DiscardHandler),
 		Clock: clocktest.New(time.Unix(1700000000, 0)), Sweep: -1,
-	}, att, dev, nil)
+	}, att, dev, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -130,6 +131,10 @@ type Config struct {
 	// tunnel configured exactly as then takes them up instead of
 	// negotiating.
 	Handover *Handover
+	// Inherited are the sockets the previous ovnsecd handed over (an
+	// upgrade): used instead of opening new ones, and not read until
+	// Resume has been given the SAs that process saved.
+	Inherited *Sockets
 	// Creds reads certificates and keys; default a creds.Store of the
 	// backend's own (polled by the backend). A CredLoader that is also a
 	// CredWatcher has its changes followed: new IKE SAs use renewed
@@ -178,6 +183,10 @@ type Backend struct {
 	// SAs of restored Child SAs stand, by inbound SPI, until installed.
 	handover []SavedTunnel
 	resumes  map[esp.SPI]ESPResume
+	// socks are the open sockets (Sockets); gate holds the readers of
+	// inherited ones until Resume (open otherwise).
+	socks Sockets
+	gate  *gate
 	// peerUses counts how often an IKE peer name was configured: a tunnel
 	// deleted and added again under the same name and version would reuse
 	// "<if>-<v>", and late events of the old IKE peer would be taken for
@@ -242,12 +251,28 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("native backend: %w", err)
 	}
-	dev, err := ovsbridge.OpenEngine(cfg.Port, cfg.Engine, cfg.Netns)
+	in := cfg.Inherited
+	if in != nil && (in.Engine == nil || in.IKE == nil || in.NATT == nil) {
+		return nil, fmt.Errorf("native backend: %w", errNoSockets)
+	}
+	var dev ovsbridge.Device
+	if in != nil {
+		dev, err = ovsbridge.EngineFromFile(cfg.Port, cfg.Engine, in.Engine)
+	} else {
+		dev, err = ovsbridge.OpenEngine(cfg.Port, cfg.Engine, cfg.Netns)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("native backend: %w", err)
 	}
 	var wire *ovsbridge.PacketPort
-	if cfg.Direct {
+	switch {
+	case !cfg.Direct:
+	case in != nil && in.Wire != nil:
+		if wire, err = ovsbridge.WireFromFile(cfg.NIC, in.Wire); err != nil {
+			cfg.Log.Warn("outbound ESP goes back through br-phy", "reason", err)
+			wire = nil
+		}
+	default:
 		if err := att.CheckDirect(ctx); err != nil {
 			cfg.Log.Warn("outbound ESP goes back through br-phy", "reason", err)
 		} else if wire, err = ovsbridge.OpenWire(cfg.NIC, cfg.Netns); err != nil {
@@ -255,19 +280,46 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 			wire = nil
 		}
 	}
-	cfg.Log.Info("engine port attached", "bridge", cfg.Bridge, "port", cfg.Engine, "kind", cfg.Port, "direct_to_nic", wire != nil)
-	var w ovsbridge.Writer
-	if wire != nil {
-		w = wire
+	var udp *ike.UDP
+	if in != nil {
+		udp, err = ike.NewUDP(in.IKE, in.NATT)
+	} else if cfg.NewIKE == nil {
+		udp, err = ike.ListenUDP(cfg.Local.Unmap(), 0, 0)
 	}
-	b, err := newBackend(cfg, att, dev, w)
 	if err != nil {
 		dev.Close()
 		if wire != nil {
 			wire.Close()
 		}
+		return nil, fmt.Errorf("native backend: start IKE engine on %s: %w", cfg.Local, err)
+	}
+	cfg.Log.Info("engine port attached", "bridge", cfg.Bridge, "port", cfg.Engine, "kind", cfg.Port, "direct_to_nic", wire != nil, "handed_over", in != nil)
+	var w ovsbridge.Writer
+	var socks Sockets
+	if f, ok := dev.(interface{ File() *os.File }); ok {
+		socks.Engine = f.File()
+	}
+	if wire != nil {
+		w = wire
+		socks.Wire = wire.File()
+	}
+	var conn ike.PacketConn
+	if udp != nil {
+		conn = udp
+		socks.IKE, socks.NATT = udp.Sockets()
+	}
+	b, err := newBackend(cfg, att, dev, w, conn)
+	if err != nil {
+		dev.Close()
+		if wire != nil {
+			wire.Close()
+		}
+		if udp != nil {
+			udp.Close()
+		}
 		return nil, err
 	}
+	b.socks = socks
 	if wire != nil {
 		b.closers = append(b.closers, wire)
 	}
@@ -275,7 +327,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 }
 
 // newBackend wires the parts; tests call it with fakes.
-func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge.Writer) (*Backend, error) {
+// conn is the IKE engine's transport (nil: Config.NewIKE opens its own).
+// With Config.Inherited the device and conn are read only once Resume
+// has the saved SAs installed.
+func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge.Writer, conn ike.PacketConn) (*Backend, error) {
 	local := cfg.Local.Unmap()
 	if !local.Is4() || local.IsUnspecified() {
 		return nil, fmt.Errorf("native backend: local underlay address %v: need the unicast IPv4 address on %s", cfg.Local, cfg.Bridge)
@@ -315,12 +370,12 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	}
 	b.guarded = map[string]guardEntry{}
 	b.resumes = map[esp.SPI]ESPResume{}
-	if h := cfg.Handover; h != nil {
-		if h.Local == local.String() {
-			b.handover = h.Tunnels
-		} else {
-			h.zero()
-			b.log.Warn("the previous ovnsecd served another underlay address; its SAs are negotiated again", "was", h.Local, "now", local)
+	b.setHandoverLocked(cfg.Handover)
+	b.gate = newGate(cfg.Inherited == nil)
+	if !b.gate.isOpen() {
+		dev = &gatedDevice{Device: dev, g: b.gate, closed: closeSignal{ch: make(chan struct{})}}
+		if conn != nil {
+			conn = &gatedConn{PacketConn: conn, g: b.gate, closed: closeSignal{ch: make(chan struct{})}}
 		}
 	}
 	if err := b.hook.SetPolicies(local, nil); err != nil {
@@ -332,7 +387,7 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	}
 	b.loop = loop
 	b.hook.SetReleaser(loop)
-	eng, err := cfg.NewIKE(ike.Config{Local: local, Handler: ike.HandlerFunc(b.handleChildSA), Logger: cfg.Log})
+	eng, err := cfg.NewIKE(ike.Config{Local: local, Conn: conn, Handler: ike.HandlerFunc(b.handleChildSA), Logger: cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("native backend: start IKE engine on %s: %w", local, err)
 	}
@@ -616,6 +671,7 @@ func (b *Backend) Ensure(ctx context.Context, t tunnel.Tunnel) error {
 			}
 		}
 	}
+	b.openIfTakenLocked()
 	b.log.Info("tunnel configured", "tunnel", t.Name, "version", t.Version, "remote", p.remote, "type", t.Type, "force_encap", p.peer.ForceEncap)
 	if mtu, err := b.att.OverlayMTU(p.policy); err == nil {
 		b.log.Info("overlay MTU for tunnel", "tunnel", t.Name, "mtu", mtu)

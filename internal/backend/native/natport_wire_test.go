@@ -36,7 +36,7 @@ func TestNATPortESPInUDPLeavesOnTheWire(t *testing.T) {
 		Creds: fakeCreds{},
 		Log:   slog.New(slog.DiscardHandler),
 		Clock: r.clk, Sweep: -1,
-	}, r.att, r.dev, wire)
+	}, r.att, r.dev, wire, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ func (b *Backend) handleChildSA(ev ike.ChildEvent, c ike.ChildSA) {
 		st.installErr = err.Error()
 		b.log.Error("install Child SA", "tunnel", st.t.Name, "child", c.Name, "event", ev, "err", err)
 	}
+	b.openIfTakenLocked()
 }
 
 func zeroKeys(c *ike.ChildSA) {

@@ -134,7 +134,67 @@ func OpenPacketPort(name, netnsPath string, opt PacketOptions) (*PacketPort, err
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "packet:"+name)
+	return packetPort(name, os.NewFile(uintptr(fd), "packet:"+name), opt)
+}
+
+// PacketPortFromFile takes up a packet socket another process opened with
+// OpenPacketPort (handed over in an upgrade): the socket keeps its binding
+// and options, and the frames queued in it while no one read are read
+// next. It owns f from then on.
+func PacketPortFromFile(name string, f *os.File, opt PacketOptions) (*PacketPort, error) {
+	if f == nil {
+		return nil, fmt.Errorf("packet socket on %s: no file", name)
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = 64
+	}
+	nf, err := adoptFile(f, "packet:"+name, func(fd int) error {
+		dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		if err == nil && dom != unix.AF_PACKET {
+			err = fmt.Errorf("socket domain %d", dom)
+		}
+		if err != nil {
+			return fmt.Errorf("the file handed over is not an AF_PACKET socket: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("packet socket on %s: %w", name, err)
+	}
+	return packetPort(name, nf, opt)
+}
+
+// adoptFile checks f's descriptor with check, duplicates it in
+// non-blocking mode (for the poller) under a new name and closes f. It
+// never calls f.Fd, which would put the descriptor, shared with the
+// process that handed it over and may still be reading, in blocking mode.
+func adoptFile(f *os.File, name string, check func(fd int) error) (*os.File, error) {
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var nfd int
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		if cerr = check(int(fd)); cerr != nil {
+			return
+		}
+		nfd, cerr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), name), nil
+}
+
+func packetPort(name string, f *os.File, opt PacketOptions) (*PacketPort, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
@@ -149,6 +209,10 @@ func OpenPacketPort(name, netnsPath string, opt PacketOptions) (*PacketPort, err
 	p.w.call = p.w.do
 	return p, nil
 }
+
+// File is the socket's file, for handing it to another process (which
+// gets a duplicate); it stays owned by p.
+func (p *PacketPort) File() *os.File { return p.f }
 
 func ifIndex(name string) (int, error) {
 	var idx int

@@ -69,8 +69,43 @@ func OpenTAP(name, netnsPath string) (*TAP, error) {
 	return &TAP{name: name, f: f, rc: rc}, nil
 }
 
+// TAPFromFile takes up the TAP another process opened with OpenTAP (handed
+// over in an upgrade); frames queued on the device are read next. It owns
+// f from then on.
+func TAPFromFile(name string, f *os.File) (*TAP, error) {
+	if f == nil {
+		return nil, fmt.Errorf("TAP %s: no file", name)
+	}
+	nf, err := adoptFile(f, "/dev/net/tun:"+name, func(fd int) error {
+		ifr, err := unix.NewIfreq("")
+		if err != nil {
+			return err
+		}
+		if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
+			return fmt.Errorf("the file handed over is not an attached TAP: %w", err)
+		}
+		if got := ifr.Name(); got != name {
+			return fmt.Errorf("the file handed over is attached to %q", got)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("TAP %s: %w", name, err)
+	}
+	rc, err := nf.SyscallConn()
+	if err != nil {
+		nf.Close()
+		return nil, fmt.Errorf("TAP %s: %w", name, err)
+	}
+	return &TAP{name: name, f: nf, rc: rc}, nil
+}
+
 // Name returns the interface name.
 func (t *TAP) Name() string { return t.name }
+
+// File is the device's file, for handing it to another process (which
+// gets a duplicate); it stays owned by t.
+func (t *TAP) File() *os.File { return t.f }
 
 // SetPersist makes the device outlive this file descriptor (or not).
 func (t *TAP) SetPersist(on bool) error {

@@ -174,6 +174,27 @@ func OpenEngine(kind PortKind, name, netnsPath string) (Device, error) {
 	return nil, fmt.Errorf("engine port %s: unknown kind %v", name, kind)
 }
 
+// EngineFromFile takes up the engine's device of the port kind that
+// another process opened with OpenEngine and handed over (an upgrade).
+func EngineFromFile(kind PortKind, name string, f *os.File) (Device, error) {
+	switch kind {
+	case PortTAP:
+		return TAPFromFile(name, f)
+	case PortVeth:
+		return PacketPortFromFile(VethPeer(name), f, PacketOptions{QdiscBypass: true})
+	}
+	if f != nil {
+		f.Close()
+	}
+	return nil, fmt.Errorf("engine port %s: unknown kind %v", name, kind)
+}
+
+// WireFromFile takes up the NIC's transmit-only socket another process
+// opened with OpenWire.
+func WireFromFile(nic string, f *os.File) (*PacketPort, error) {
+	return PacketPortFromFile(nic, f, PacketOptions{TxOnly: true})
+}
+
 // linkType returns the netlink type of interface name ("veth", "tuntap",
 // ...), or "" if there is none.
 func linkType(name, netnsPath string) string {

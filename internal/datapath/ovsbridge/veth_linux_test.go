@@ -2,12 +2,15 @@ package ovsbridge
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ovnsec/ovnsec/internal/testenv"
 )
@@ -151,4 +154,96 @@ func TestVethPacketPort(t *testing.T) {
 			t.Errorf("%s still exists after DeleteVeth", n)
 		}
 	}
+}
+
+// TestEngineHandedOver: an engine port handed to another process (an
+// upgrade: the file duplicated, the old one closed) keeps its socket:
+// frames the OVS end sent while no one read, before and after the old
+// holder closed it, are read by the new holder. A file of another kind is
+// refused by name.
+func TestEngineHandedOver(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "ip")
+	const ns, dev = "obrt-h", "obrt-hv"
+	nsPath := "/run/netns/" + ns
+	exec.Command("ip", "netns", "del", ns).Run()
+	cmdRun(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	if err := EnsureVeth(dev, nsPath, 1400); err != nil {
+		t.Fatal(err)
+	}
+	old, err := OpenVeth(dev, nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovs, err := OpenPacketPort(dev, nsPath, PacketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ovs.Close()
+	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	before := testFrame(a, b, protoUDP, 1, 6081, 100)
+	after := testFrame(a, b, protoUDP, 2, 6081, 100)
+	if _, err := ovs.WriteBatch([][]byte{before}); err != nil {
+		t.Fatal(err)
+	}
+	handed := dupForTest(t, old.File())
+	old.Close() // the old process exits
+	if _, err := ovs.WriteBatch([][]byte{after}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := EngineFromFile(PortVeth, dev, handed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	bufs := [][]byte{make([]byte, 2048), make([]byte, 2048), make([]byte, 2048)}
+	sizes := make([]int, 3)
+	var got [][]byte
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		n, err := next.ReadBatch(bufs, sizes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			got = append(got, append([]byte(nil), bufs[i][:sizes[i]]...))
+		}
+	}
+	if len(got) != 2 || !bytes.Equal(got[0], before) || !bytes.Equal(got[1], after) {
+		t.Fatalf("the new holder read %d frames, want the 2 queued across the hand-over in order", len(got))
+	}
+
+	// A UDP socket is no engine port.
+	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	uf, err := u.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EngineFromFile(PortVeth, dev, uf); err == nil || !strings.Contains(err.Error(), "not an AF_PACKET socket") {
+		t.Errorf("EngineFromFile on a UDP socket = %v, want a refusal naming it", err)
+	}
+	if _, err := EngineFromFile(PortTAP, dev, dupForTest(t, next.(*PacketPort).File())); err == nil || !strings.Contains(err.Error(), "not an attached TAP") {
+		t.Errorf("EngineFromFile(tap) on a packet socket = %v, want a refusal naming it", err)
+	}
+}
+
+// dupForTest duplicates f's descriptor without touching its blocking
+// mode, as a process handing it over does.
+func dupForTest(t *testing.T, f *os.File) *os.File {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nfd int
+	var derr error
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
+		t.Fatal(err, derr)
+	}
+	return os.NewFile(uintptr(nfd), f.Name())
 }
