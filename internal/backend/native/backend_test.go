@@ -676,3 +676,51 @@ func TestSALifetimeEventRekeys(t *testing.T) {
 		})
 	}
 }
+
+// ESP from the peer under an SPI we do not know means the peer holds SAs
+// we lost (our restart after kill -9); it will not initiate, so the side
+// with the higher address initiates at once, without the head start.
+func TestInitiateOnStaleESPWithoutHeadStart(t *testing.T) {
+	r := newRig(t)
+	tt := geneveTunnel(1)
+	lower := netip.MustParseAddr("198.51.100.0")
+	tt.RemoteIP = lower.String() // we are the higher address
+	setAddrs(&tt)
+	if err := r.b.Ensure(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	r.dev.in <- espFrame(lower, local, 0x0badcafe)
+	waitUntil(t, "unknown SPI counted", func() bool { return r.b.Hook().Stale(lower) == 1 })
+	r.eng.setStatus(ike.PeerStatus{Name: "ovn-b-0-1", Known: true, State: ike.SADown})
+	r.b.initiateLate()
+	r.eng.mu.Lock()
+	n := len(r.eng.initiated)
+	r.eng.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("initiated %d times on the peer's ESP under an unknown SPI, want 1 at once", n)
+	}
+}
+
+// espFrame is an ESP packet from src to dst under spi (sequence number 1,
+// a few bytes of ciphertext).
+func espFrame(src, dst netip.Addr, spi uint32) []byte {
+	b := make([]byte, 14+20+8+40)
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 50
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	s, d := src.As4(), dst.As4()
+	copy(ip[12:], s[:])
+	copy(ip[16:], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint32(ip[20:], spi)
+	binary.BigEndian.PutUint32(ip[24:], 1)
+	return b
+}

@@ -213,6 +213,9 @@ type tunnelState struct {
 	// initiate.
 	demand     uint64
 	demandInit time.Time
+	// stale is the hook's count of the peer's ESP under SPIs we do not
+	// know, as last seen by initiateLate.
+	stale uint64
 }
 
 // childState is one installed Child SA pair.
@@ -524,12 +527,17 @@ func (b *Backend) initiateLate() {
 		return
 	}
 	for _, st := range b.tunnels {
-		d := b.hook.Demand(st.plan.remote)
+		d, s := b.hook.Demand(st.plan.remote), b.hook.Stale(st.plan.remote)
 		// The higher address leaves the lower one a head start even then:
 		// both initiating at once makes duplicate IKE SAs (seen to leave a
-		// tunnel without traffic in one CI run of the leak test).
+		// tunnel without traffic in one CI run of the leak test). Not when
+		// the peer sends ESP under SPIs we do not know: it holds SAs we
+		// lost (our restart after kill -9) and, believing the tunnel up,
+		// will not initiate, so waiting for it only prolongs the outage.
+		stale := s != st.stale
+		st.stale = s
 		demanded := d != st.demand && now.Sub(st.demandInit) >= demandRetry &&
-			(st.plan.peer.Initiate || now.Sub(st.lastInit) >= demandHeadStart)
+			(st.plan.peer.Initiate || stale || now.Sub(st.lastInit) >= demandHeadStart)
 		late := !st.plan.peer.Initiate && now.Sub(st.lastInit) >= b.cfg.PeerGrace
 		if !late && !demanded {
 			continue

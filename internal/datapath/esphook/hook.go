@@ -59,8 +59,8 @@ type peerPolicy struct {
 	// frames held for want of an outbound SA, and ESP from the peer with
 	// an SPI we do not know (the peer holds SAs we lost, e.g. after our
 	// restart). Shared by every policy map that has the peer, so it
-	// survives SetPolicies.
-	demand *atomic.Uint64
+	// survives SetPolicies. stale counts the latter alone.
+	demand, stale *atomic.Uint64
 }
 
 func (p *peerPolicy) allows(proto uint8, dstPort uint16) bool {
@@ -156,9 +156,9 @@ func (h *Hook) SetPolicies(local netip.Addr, policies []ovsbridge.Policy) error 
 		if pp == nil {
 			pp = &peerPolicy{local: local}
 			if o := old[peer]; o != nil {
-				pp.demand = o.demand
+				pp.demand, pp.stale = o.demand, o.stale
 			} else {
-				pp.demand = new(atomic.Uint64)
+				pp.demand, pp.stale = new(atomic.Uint64), new(atomic.Uint64)
 			}
 			m[peer] = pp
 		}
@@ -182,6 +182,16 @@ func (h *Hook) SetPolicies(local netip.Addr, policies []ovsbridge.Policy) error 
 func (h *Hook) Demand(peer netip.Addr) uint64 {
 	if p := (*h.policies.Load())[peer.Unmap()]; p != nil {
 		return p.demand.Load()
+	}
+	return 0
+}
+
+// Stale returns how many ESP packets of peer came under an SPI we do not
+// know: the peer holds SAs we lost (after our restart) and, believing the
+// tunnel up, will not set up new ones itself.
+func (h *Hook) Stale(peer netip.Addr) uint64 {
+	if p := (*h.policies.Load())[peer.Unmap()]; p != nil {
+		return p.stale.Load()
 	}
 	return 0
 }
@@ -524,6 +534,7 @@ func (h *Hook) inbound(f *ovsbridge.Frame, pols map[netip.Addr]*peerPolicy, bind
 	if sa == nil {
 		h.table.CountNoSA()
 		pol.demand.Add(1)
+		pol.stale.Add(1)
 		return dropped(drop.NoSA)
 	}
 	if owner, ok := bind[spi]; !ok || owner != f.Peer {
