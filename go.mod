@@ -3,6 +3,8 @@ module github.com/ovnsec/ovnsec
 go 1.26.4
 
 require (
+	github.com/cloudflare/tableflip v1.2.3
+	github.com/coreos/go-systemd/v22 v22.5.0
 	github.com/go-logr/logr v1.4.3
 	github.com/goreleaser/nfpm/v2 v2.48.0
 	github.com/ovn-kubernetes/libovsdb v0.8.1

@@ -36,6 +36,12 @@ func (s *system) registerCommands() {
 		s.requestExit(cleanup)
 		return "", nil
 	})
+	s.ctl.Register("upgrade", 0, 0, "", func(context.Context, []string) (string, error) {
+		if err := s.upgrade(); err != nil {
+			return "", err
+		}
+		return "the new ovnsecd is ready; this one hands its SAs over and exits\n", nil
+	})
 	s.registerMemoryCommands()
 }
 

@@ -254,20 +254,42 @@ func run(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP asks for an upgrade; taken from the start so that it never
+	// kills a process still starting.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
-	ms, err := listenMetrics(c, log)
+	up, err := newUpgrades(log)
+	if err != nil {
+		log.Warn("ovnsecd starts without hitless upgrade", "err", err)
+	}
+	if up.child() {
+		log.Info("upgrade: started by the old ovnsecd", "ppid", os.Getppid())
+	}
+	ms, err := listenMetrics(c, log, up)
 	if err != nil {
 		log.Error("ovnsecd cannot start", "err", err)
 		fmt.Fprintf(stderr, "ovnsecd: %v\n", err)
 		return 1
 	}
 	defer ms.Close()
-	sys, err := newSystem(ctx, c, log)
+	sys, err := newSystem(ctx, c, log, up)
 	if err != nil {
 		log.Error("ovnsecd cannot start", "err", err)
 		fmt.Fprintf(stderr, "ovnsecd: %v\n", err)
 		return 1
 	}
+	sys.hup = hup
+	if up.child() {
+		if err := sys.takeOver(ctx); err != nil {
+			log.Error("ovnsecd cannot start", "err", err)
+			fmt.Fprintf(stderr, "ovnsecd: %v\n", err)
+			return 1
+		}
+	}
+	up.ready()
+	notify(log, "READY=1")
 	if err := ms.serve(ctx, sys); err != nil {
 		log.Error("ovnsecd cannot serve metrics", "err", err)
 		fmt.Fprintf(stderr, "ovnsecd: %v\n", err)

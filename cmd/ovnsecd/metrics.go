@@ -69,14 +69,15 @@ type metricsServer struct {
 }
 
 // listenMetrics opens --metrics-address; nil when it is not given.
-func listenMetrics(c config, log *slog.Logger) (*metricsServer, error) {
+// In an upgrade it takes up the old process's listener (up).
+func listenMetrics(c config, log *slog.Logger, up *upgrades) (*metricsServer, error) {
 	if c.metricsAddr == "" {
 		return nil, nil
 	}
 	if err := checkMetricsAddress(c.metricsAddr); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", c.metricsAddr)
+	ln, err := up.listen(c.metricsAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-address %s: cannot listen: %w (is the port in use, or the address not on this host?)", c.metricsAddr, err)
 	}

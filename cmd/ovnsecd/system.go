@@ -50,15 +50,26 @@ type system struct {
 	be   backend.Backend
 	ctl  *unixctl.Server
 	pids []*unixctl.Pidfile
+	// up hands this process over to a new one (nil: unavailable); hup
+	// delivers SIGHUP, which asks for it.
+	up  *upgrades
+	hup <-chan os.Signal
 
 	exitOnce sync.Once
 	exitCh   chan exitRequest
+	// upgradeMu lets one upgrade run at a time.
+	upgradeMu sync.Mutex
 }
 
-// exitRequest is an "exit" command: cleanup removes every connection first.
-type exitRequest struct{ cleanup bool }
+// exitRequest is an "exit" command (cleanup removes every connection
+// first) or the end of an upgrade (upgraded: a new ovnsecd is ready to
+// take the SAs over).
+type exitRequest struct{ cleanup, upgraded bool }
 
-func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error) {
+// newSystem builds the daemon. A process started by an upgrade builds its
+// backend on the sockets handed over and opens its control sockets only
+// once the old process has gone (takeOver).
+func newSystem(ctx context.Context, c config, log *slog.Logger, up *upgrades) (*system, error) {
 	spec, warnings, err := selectBackend(c)
 	if err != nil {
 		return nil, err
@@ -66,8 +77,11 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1)}
+	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1), up: up}
 	s.shared = shared{clock: clock.Real{}}
+	if s.shared.inherited, err = up.inherited(); err != nil {
+		return nil, err
+	}
 	s.shared.creds = creds.NewStore(creds.Options{Clock: s.shared.clock, Log: log.With("stage", "creds")})
 	be, err := spec.build(ctx, c, s.shared, log.With("backend", spec.name))
 	if err != nil {
@@ -99,11 +113,40 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 	if err := os.MkdirAll(c.rundir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run directory %s: %w", c.rundir, err)
 	}
+	if up.child() {
+		return s, nil // takeOver opens the control sockets
+	}
 	if err := s.openControl(); err != nil {
 		s.closeControl()
 		return nil, err
 	}
 	return s, nil
+}
+
+// takeOver, in a process started by an upgrade, lets the old one hand
+// over: once it has exited, its saved SAs are given to the backend and the
+// pidfile and control sockets opened under this process.
+func (s *system) takeOver(ctx context.Context) error {
+	werr := s.up.takeOver(ctx)
+	if werr != nil {
+		s.log.Error("upgrade: the old ovnsecd did not hand over; its SAs are negotiated again", "err", werr)
+	}
+	h, herr := native.ReadHandover(handoverPath(s.cfg))
+	if herr != nil {
+		s.log.Warn("upgrade: the old ovnsecd's SAs cannot be taken up; they are negotiated again", "err", herr)
+	}
+	if r, ok := s.be.(interface{ Resume(*native.Handover) }); ok {
+		if h != nil {
+			s.log.Info("upgrade: taking up the SAs the old ovnsecd saved", "tunnels", len(h.Tunnels))
+		}
+		r.Resume(h)
+	}
+	if err := s.openControl(); err != nil {
+		s.closeControl()
+		return err
+	}
+	s.log.Info("upgrade: this ovnsecd serves now", "pid", os.Getpid())
+	return nil
 }
 
 // shared are the parts of the daemon every stage uses: one credentials
@@ -112,6 +155,8 @@ func newSystem(ctx context.Context, c config, log *slog.Logger) (*system, error)
 type shared struct {
 	creds *creds.Store
 	clock clock.Clock
+	// inherited are the sockets an upgrade handed over (nil otherwise).
+	inherited *native.Sockets
 }
 
 // newStrongswanBackend builds --ike-daemon=strongswan: charon over VICI.
@@ -129,17 +174,22 @@ func newNativeBackend(ctx context.Context, c config, sh shared, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("--engine-port-type: %w", err)
 	}
-	// SAs the previous ovnsecd saved (a restart or an upgrade): the file
-	// is removed once read.
-	h, herr := native.ReadHandover(handoverPath(c))
-	if herr != nil {
-		log.Warn("the previous ovnsecd's SAs cannot be taken up; they are negotiated again", "err", herr)
-	} else if h != nil {
-		log.Info("taking up the SAs the previous ovnsecd saved", "tunnels", len(h.Tunnels))
+	// SAs the previous ovnsecd saved (a restart): the file is removed
+	// once read. In an upgrade the old process is still running; it saves
+	// them when it exits (system.takeOver).
+	var h *native.Handover
+	if sh.inherited == nil {
+		var herr error
+		h, herr = native.ReadHandover(handoverPath(c))
+		if herr != nil {
+			log.Warn("the previous ovnsecd's SAs cannot be taken up; they are negotiated again", "err", herr)
+		} else if h != nil {
+			log.Info("taking up the SAs the previous ovnsecd saved", "tunnels", len(h.Tunnels))
+		}
 	}
 	b, err := native.New(ctx, native.Config{
-		Handover: h,
-		Local:    local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
+		Handover: h, Inherited: sh.inherited,
+		Local: local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
 		GeneveOptions: c.geneveOpts, Port: kind, Direct: c.direct, Log: log,
 		Creds: sh.creds, Clock: sh.clock,
 	})
@@ -242,7 +292,8 @@ func (s *system) run(ctx context.Context) error {
 		}()
 	}
 
-	if !s.cfg.noRestart {
+	if !s.cfg.noRestart && !s.up.child() {
+		// (An upgraded process keeps what the old one configured.)
 		s.purgeBackend(runCtx)
 	}
 	start("unixctl", s.ctl.Serve)
@@ -258,12 +309,29 @@ func (s *system) run(ctx context.Context) error {
 	start("memory", func(ctx context.Context) error { return returnMemory(ctx, memoryCheckInterval, idleHeapLimit) })
 
 	var cleanup bool
-	select {
-	case <-ctx.Done():
-		s.log.Info("ovnsecd received a termination signal; exiting without cleanup")
-	case req := <-s.exitCh:
-		cleanup = req.cleanup
-		s.log.Info("ovnsecd exiting", "cleanup", cleanup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			s.log.Info("ovnsecd received a termination signal; exiting without cleanup")
+			break wait
+		case <-s.hup:
+			// Upgrade runs in the background: this loop keeps answering
+			// termination and exit meanwhile.
+			go func() {
+				if err := s.upgrade(); err != nil {
+					s.log.Error("SIGHUP: upgrade failed", "err", err)
+				}
+			}()
+		case req := <-s.exitCh:
+			cleanup = req.cleanup
+			if req.upgraded {
+				s.log.Info("upgrade: the new ovnsecd is ready; handing the SAs over and exiting")
+			} else {
+				s.log.Info("ovnsecd exiting", "cleanup", cleanup)
+			}
+			break wait
+		}
 	}
 	cancel()
 	wg.Wait()
@@ -332,4 +400,16 @@ func (s *system) feed(ctx context.Context) error {
 
 func (s *system) requestExit(cleanup bool) {
 	s.exitOnce.Do(func() { s.exitCh <- exitRequest{cleanup: cleanup} })
+}
+
+// upgrade hands this process over to a new one started from the binary's
+// path; once that one is ready, this one exits (saving its SAs).
+func (s *system) upgrade() error {
+	s.upgradeMu.Lock()
+	defer s.upgradeMu.Unlock()
+	if err := s.up.upgrade(s.be); err != nil {
+		return err
+	}
+	s.exitOnce.Do(func() { s.exitCh <- exitRequest{upgraded: true} })
+	return nil
 }
