@@ -401,6 +401,47 @@ func TestFakeLateCrossingInitiation(t *testing.T) {
 	}
 }
 
+// The peer loses its state (kill -9 and a start) a few seconds after it
+// set up the IKE SA, well within restartGuard, and initiates again with
+// INITIAL_CONTACT. Both SAs were initiated by the peer, so this is no
+// crossing initiation: the old SA is dead at the peer and must go. Kept by
+// the nonce rule instead, it made us delete every new SA the peer set up
+// until restartGuard had passed (a 35 s outage in the leak test).
+func TestFakePeerRestartSoonAfterEstablishment(t *testing.T) {
+	w := newFakeWorld(t, nil, nil)
+	w.add(fakePeer(w.a, w.b, false), fakePeer(w.b, w.a, true))
+	w.waitUp()
+	// Which SA the nonce rule keeps is chance: restart several times.
+	for round := range 6 {
+		old := w.a.e.Status("peer")
+		w.advance(3 * time.Second)
+		w.b.e.Suspend() // b's process dies: nothing sent
+		b2 := &fakeSide{rec: &Recorder{}, ip: w.b.ip}
+		e, err := New(Config{Conn: w.net.conn(b2.ip, 500, 4500), Handler: b2.rec, Clock: w.clock, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b2.e = e
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		if err := e.AddPeer(fakePeer(b2, w.a, true)); err != nil {
+			t.Fatal(err)
+		}
+		w.b = b2
+		w.waitUp()
+		w.advance(time.Minute) // duplicateGrace and more
+		sa, sb := w.a.e.Status("peer"), w.b.e.Status("peer")
+		if !sa.Up() || !sb.Up() || sa.SPIi != sb.SPIi || sa.SPIi == old.SPIi {
+			t.Fatalf("restart %d: the sides disagree or kept the dead SA (old SPIi %s):\na %+v\nb %+v", round, old.SPIi, sa, sb)
+		}
+		if n := Count(w.b.rec.Events(), ChildDeleted); n != 0 {
+			t.Fatalf("restart %d: the restarted peer's new Child SA was deleted %d times", round, n)
+		}
+	}
+}
+
 func TestFakeHardLifetime(t *testing.T) {
 	// Every child rekey fails (the PFS groups do not match; IKE_AUTH has
 	// no PFS, so the first child comes up): the child must go at its hard

@@ -266,11 +266,14 @@ func (sa *ikeSA) setEstablished() {
 		return
 	}
 	switch {
-	case old.state == stateEstablished && sa.initialCont && sa.created.Sub(old.established) >= restartGuard:
+	case old.state == stateEstablished && sa.initialCont &&
+		(sa.created.Sub(old.established) >= restartGuard || !old.initiator && !sa.initiator):
 		// The peer restarted and has no state of the old SA any more.
 		// (Every first IKE_AUTH carries INITIAL_CONTACT, so one that
 		// follows our SA closely is a crossing initiation, not a restart:
-		// the nonce rule below keeps the same SA on both sides then.)
+		// the nonce rule below keeps the same SA on both sides then. But
+		// a crossing has one SA initiated by each side: when the peer
+		// initiated both, it lost the first however soon it came back.)
 		old.destroy()
 		p.ike = sa
 	case old.state == stateDeleting:
