@@ -7,7 +7,7 @@ PKGS=(
   openvswitch-switch openvswitch-common openvswitch-pki python3-openvswitch
   ovn-central ovn-host
   strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
-  iperf3 tcpdump iproute2 openssl iputils-ping ethtool
+  iperf3 tcpdump iproute2 openssl curl iputils-ping ethtool
   iptables
   systemd # systemd-analyze, for the installed units in test/packaging
   prometheus # promtool and the server, for the metrics tests and deploy/prometheus

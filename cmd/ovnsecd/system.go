@@ -318,11 +318,7 @@ wait:
 		case <-s.hup:
 			// Upgrade runs in the background: this loop keeps answering
 			// termination and exit meanwhile.
-			go func() {
-				if err := s.upgrade(); err != nil {
-					s.log.Error("SIGHUP: upgrade failed", "err", err)
-				}
-			}()
+			go s.upgrade() // logs its failure
 		case req := <-s.exitCh:
 			cleanup = req.cleanup
 			if req.upgraded {
@@ -408,6 +404,7 @@ func (s *system) upgrade() error {
 	s.upgradeMu.Lock()
 	defer s.upgradeMu.Unlock()
 	if err := s.up.upgrade(s.be); err != nil {
+		s.log.Error("upgrade failed", "err", err)
 		return err
 	}
 	s.exitOnce.Do(func() { s.exitCh <- exitRequest{upgraded: true} })

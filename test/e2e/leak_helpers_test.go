@@ -218,8 +218,20 @@ type leakPing struct {
 
 func startLeakPing(t *testing.T, ns, dst, what string) *leakPing {
 	t.Helper()
+	return startLeakPingN(t, ns, dst, what, 0)
+}
+
+// startLeakPingN sends count pings (0: until stopped) every 10 ms. A
+// counted run ends by itself once the last reply is in or 1 s late (wait),
+// so that no ping in flight is counted lost.
+func startLeakPingN(t *testing.T, ns, dst, what string, count int) *leakPing {
+	t.Helper()
 	p := &leakPing{what: what}
-	p.cmd = exec.Command("ip", "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.01", "-W", "1", dst)
+	args := []string{"netns", "exec", ns, "ping", "-D", "-n", "-i", "0.01", "-W", "1"}
+	if count > 0 {
+		args = append(args, "-c", strconv.Itoa(count))
+	}
+	p.cmd = exec.Command("ip", append(args, dst)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("%s: start ping: %v", what, err)
@@ -261,6 +273,20 @@ func (r leakPingResult) firstReplyAfter(at time.Time) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// wait waits for a counted run to end (at most timeout; then it is
+// stopped) and returns what it measured.
+func (p *leakPing) wait(timeout time.Duration) leakPingResult {
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		p.cmd.Process.Signal(syscall.SIGINT)
+		<-done
+	}
+	return parseLeakPing(p.out.String())
 }
 
 func (p *leakPing) stop() leakPingResult {

@@ -380,11 +380,19 @@ func demoEventually(t *testing.T, timeout time.Duration, what string, check func
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(timeout)
+	var first error
 	for {
 		err := check()
 		if err == nil {
-			t.Logf("%s: after %.1f s", what, time.Since(start).Seconds())
+			if d := time.Since(start); d > 2*time.Second {
+				t.Logf("%s: after %.1f s (first seen: %v)", what, d.Seconds(), first)
+			} else {
+				t.Logf("%s: after %.1f s", what, d.Seconds())
+			}
 			return
+		}
+		if first == nil {
+			first = err
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %v: %v", what, timeout, err)

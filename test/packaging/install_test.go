@@ -95,6 +95,21 @@ func TestDebInstalls(t *testing.T) {
 			t.Logf("%s", last)
 		}
 	})
+	t.Run("reload is the hitless upgrade", func(t *testing.T) {
+		uf, err := readUnit(units[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The upgraded process, not the main one, sends MAINPID= and
+		// READY=1 (cmd/ovnsecd/upgrade.go): notify, with access for all.
+		for key, want := range map[string]string{
+			"Service.Type": "notify", "Service.NotifyAccess": "all", "Service.ExecReload": "/bin/kill -HUP $MAINPID",
+		} {
+			if got := uf.one(t, key); got != want {
+				t.Errorf("%s: %s=%q, want %q", units[0], key, got, want)
+			}
+		}
+	})
 	t.Run("ovnsecd --version", func(t *testing.T) {
 		out := mustRun(t, "/usr/bin/ovnsecd", "--version")
 		if strings.TrimSpace(out) != "ovnsecd "+testVersion {
