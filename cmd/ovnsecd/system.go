@@ -79,8 +79,14 @@ func newSystem(ctx context.Context, c config, log *slog.Logger, up *upgrades) (*
 	}
 	s := &system{cfg: c, log: log, exitCh: make(chan exitRequest, 1), up: up}
 	s.shared = shared{clock: clock.Real{}}
-	if s.shared.inherited, err = up.inherited(); err != nil {
-		return nil, err
+	if up.child() {
+		if s.shared.inherited, err = up.inherited(); err != nil {
+			return nil, err
+		}
+	} else if s.shared.inherited, err = storedSockets(log); err != nil {
+		log.Warn("the previous ovnsecd's sockets cannot be taken back; opening new ones", "err", err)
+	} else {
+		s.shared.stored = s.shared.inherited != nil
 	}
 	s.shared.creds = creds.NewStore(creds.Options{Clock: s.shared.clock, Log: log.With("stage", "creds")})
 	be, err := spec.build(ctx, c, s.shared, log.With("backend", spec.name))
@@ -155,8 +161,10 @@ func (s *system) takeOver(ctx context.Context) error {
 type shared struct {
 	creds *creds.Store
 	clock clock.Clock
-	// inherited are the sockets an upgrade handed over (nil otherwise).
+	// inherited are the sockets an upgrade handed over, or a restart took
+	// back from the service manager's store (stored); nil otherwise.
 	inherited *native.Sockets
+	stored    bool
 }
 
 // newStrongswanBackend builds --ike-daemon=strongswan: charon over VICI.
@@ -178,7 +186,7 @@ func newNativeBackend(ctx context.Context, c config, sh shared, log *slog.Logger
 	// once read. In an upgrade the old process is still running; it saves
 	// them when it exits (system.takeOver).
 	var h *native.Handover
-	if sh.inherited == nil {
+	if sh.inherited == nil || sh.stored {
 		var herr error
 		h, herr = native.ReadHandover(handoverPath(c))
 		if herr != nil {
@@ -187,12 +195,24 @@ func newNativeBackend(ctx context.Context, c config, sh shared, log *slog.Logger
 			log.Info("taking up the SAs the previous ovnsecd saved", "tunnels", len(h.Tunnels))
 		}
 	}
-	b, err := native.New(ctx, native.Config{
+	cfg := native.Config{
 		Handover: h, Inherited: sh.inherited,
 		Local: local, Bridge: c.bridge, NIC: c.nic, Engine: c.enginePort,
 		GeneveOptions: c.geneveOpts, Port: kind, Direct: c.direct, Log: log,
 		Creds: sh.creds, Clock: sh.clock,
-	})
+	}
+	if sh.stored {
+		cfg.Handover = nil // given with Resume, once the backend holds the sockets
+	}
+	b, err := native.New(ctx, cfg)
+	if err != nil && sh.stored {
+		log.Warn("the stored sockets cannot be taken up; opening new ones", "err", err)
+		sh.inherited.Close()
+		cfg.Inherited, cfg.Handover = nil, h
+		b, err = native.New(ctx, cfg)
+	} else if err == nil && sh.stored {
+		b.Resume(h)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start the native backend on bridge %s (NIC %s): %w", c.bridge, c.nic, err)
 	}
@@ -308,7 +328,7 @@ func (s *system) run(ctx context.Context) error {
 	start("tunnels", s.feed)
 	start("memory", func(ctx context.Context) error { return returnMemory(ctx, memoryCheckInterval, idleHeapLimit) })
 
-	var cleanup bool
+	var cleanup, upgraded bool
 wait:
 	for {
 		select {
@@ -320,7 +340,7 @@ wait:
 			// termination and exit meanwhile.
 			go s.upgrade() // logs its failure
 		case req := <-s.exitCh:
-			cleanup = req.cleanup
+			cleanup, upgraded = req.cleanup, req.upgraded
 			if req.upgraded {
 				s.log.Info("upgrade: the new ovnsecd is ready; handing the SAs over and exiting")
 			} else {
@@ -335,6 +355,14 @@ wait:
 	closeCtx, closeCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer closeCancel()
 	if sus, ok := s.be.(suspender); ok && !cleanup {
+		if sb, ok := s.be.(interface{ Sockets() native.Sockets }); ok && !upgraded {
+			// A restart under a service manager that keeps descriptors:
+			// the sockets outlive this process (the upgraded one has
+			// them already).
+			if err := storeSockets(s.log, sb.Sockets()); err != nil {
+				s.log.Warn("the sockets close with this process; packets until the next ovnsecd are dropped", "err", err)
+			}
+		}
 		// Hand the SAs over to the next ovnsecd (a restart or an upgrade):
 		// the peers see no new IKE SA and nothing is deleted.
 		n, err := sus.Suspend(closeCtx, s.handoverPath())

@@ -10,12 +10,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 	"github.com/ovnsec/ovnsec/test/harness"
@@ -705,4 +708,160 @@ func (l *leakEnv) tunnelsAll(t *testing.T) []demoTunnelPort {
 		all = append(all, l.tunnels(t, i)...)
 	}
 	return all
+}
+
+// fdStore plays systemd's file-descriptor store for a daemon it starts:
+// it listens on the daemon's NOTIFY_SOCKET, keeps the descriptors sent
+// with FDSTORE=1 under their FDNAME (FDSTOREREMOVE=1 drops them), and
+// starts the next process with them as LISTEN_FDS, LISTEN_FDNAMES and
+// LISTEN_PID, as systemd does (sd_notify(3), sd_listen_fds(3)).
+type fdStore struct {
+	path  string
+	conn  *net.UnixConn
+	mu    sync.Mutex
+	files map[string]*os.File
+	order []string
+	msgs  []string
+	seen  chan struct{}
+}
+
+func newFDStore(t *testing.T) *fdStore {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ovnsec-fdstore-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fdStore{path: filepath.Join(dir, "notify"), files: map[string]*os.File{}, seen: make(chan struct{}, 64)}
+	s.conn, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: s.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.conn.Close()
+		os.RemoveAll(dir)
+		s.mu.Lock()
+		for _, f := range s.files {
+			f.Close()
+		}
+		s.mu.Unlock()
+	})
+	go s.serve()
+	return s
+}
+
+func (s *fdStore) serve() {
+	buf, oob := make([]byte, 4096), make([]byte, 4096)
+	for {
+		n, oobn, _, _, err := s.conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return
+		}
+		var fds []int
+		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, cm := range cms {
+				if r, err := unix.ParseUnixRights(&cm); err == nil {
+					fds = append(fds, r...)
+				}
+			}
+		}
+		kv := map[string]string{}
+		for _, line := range strings.Split(string(buf[:n]), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				kv[k] = v
+			}
+		}
+		s.mu.Lock()
+		s.msgs = append(s.msgs, string(buf[:n]))
+		name := kv["FDNAME"]
+		switch {
+		case kv["FDSTORE"] == "1" && len(fds) == 1 && name != "":
+			if old := s.files[name]; old != nil {
+				old.Close()
+			} else {
+				s.order = append(s.order, name)
+			}
+			s.files[name] = os.NewFile(uintptr(fds[0]), name)
+			fds = nil
+		case kv["FDSTOREREMOVE"] == "1" && name != "":
+			if f := s.files[name]; f != nil {
+				f.Close()
+				delete(s.files, name)
+				s.order = slices.DeleteFunc(s.order, func(n string) bool { return n == name })
+			}
+		}
+		s.mu.Unlock()
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		select {
+		case s.seen <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *fdStore) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.order)
+}
+
+func (s *fdStore) count() int { return len(s.names()) }
+
+// waitFor waits for a notification starting with msg sent after the
+// last waitFor.
+func (s *fdStore) waitFor(t *testing.T, msg string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		s.mu.Lock()
+		for i, m := range s.msgs {
+			if strings.HasPrefix(m, msg) {
+				s.msgs = s.msgs[i+1:]
+				s.mu.Unlock()
+				return
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.seen:
+		case <-deadline:
+			t.Fatalf("no %q from the daemon in 30 s", msg)
+		}
+	}
+}
+
+// start runs p's command line under the store: NOTIFY_SOCKET, and the
+// stored descriptors from fd 3 on with their names.
+func (s *fdStore) start(t *testing.T, p leakProc, logFile string) {
+	t.Helper()
+	s.mu.Lock()
+	names := slices.Clone(s.order)
+	var files []*os.File
+	for _, n := range names {
+		files = append(files, s.files[n])
+	}
+	s.msgs = nil
+	s.mu.Unlock()
+	env := append(slices.Clone(p.env), "NOTIFY_SOCKET="+s.path)
+	if len(files) > 0 {
+		env = append(env, fmt.Sprintf("LISTEN_FDS=%d", len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	}
+	// LISTEN_PID is the daemon's own pid: sh exports its $$ and execs it.
+	args := append([]string{"netns", "exec", p.ns, "env", "-i"}, env...)
+	args = append(args, "sh", "-c", `export LISTEN_PID=$$; exec "$@"`, "sh")
+	args = append(args, p.argv...)
+	cmd := exec.Command("ip", args...)
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s under the descriptor store: %v", p.argv[0], err)
+	}
+	go cmd.Wait()
 }

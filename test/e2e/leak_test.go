@@ -185,6 +185,7 @@ func TestLeak(t *testing.T) {
 	t.Run("ovnsecd-kill-9", l.killOvnsecd)
 	t.Run("ovnsecd-sigterm-restart", l.termRestartOvnsecd)
 	t.Run("ovnsecd-hup-upgrade", l.hupUpgrade)
+	t.Run("ovnsecd-restart-fd-store", l.restartWithFDStore)
 	t.Run("vswitchd-restart", l.restartVswitchd)
 	t.Run("rekey-and-peer-stopped", l.rekeys)
 	end := time.Now()
@@ -788,6 +789,73 @@ func (l *leakEnv) hupUpgrade(t *testing.T) {
 		t.Errorf("the handover file (keys) is still there after the upgrades: %v", err)
 	}
 	l.noLeak(t, "ovnsecd upgrades", from, time.Now())
+}
+
+// restartWithFDStore: SIGTERM and start of ch2's ovnsecd under a service
+// manager that keeps file descriptors across the restart, as systemd does
+// with FileDescriptorStoreMax= (the test plays the store: fdStore). The
+// stopping ovnsecd stores its engine port, NIC and IKE sockets, the next
+// one gets them back as LISTEN_FDS and reads what queued meanwhile once
+// the saved SAs are back: at most 1 ping lost (the acceptance bound),
+// nothing in clear, no new IKE SA.
+func (l *leakEnv) restartWithFDStore(t *testing.T) {
+	const victim = 1
+	demoEventually(t, 60*time.Second, "every tunnel up before the restart", l.allUp)
+	store := newFDStore(t)
+	// Once under the store (a restart like the others: SAs handed over).
+	p := l.proc(t, victim, "ovnsecd")
+	if err := p.kill(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.count(); n != 0 {
+		t.Fatalf("the store holds %d descriptors from an ovnsecd not started under it", n)
+	}
+	store.start(t, p, filepath.Join(l.rundir(victim), "ovnsecd.out"))
+	store.waitFor(t, "READY=1")
+	demoEventually(t, 30*time.Second, "every tunnel up under the store", l.allUp)
+	before := l.peerSPIs(t, victim)
+
+	from := time.Now()
+	const count = 400
+	pings := []*leakPing{
+		startLeakPingN(t, l.vmNS[0], l.vmIPs[1], "vm1->vm2", count),
+		startLeakPingN(t, l.vmNS[2], l.vmIPs[1], "vm3->vm2", count),
+		startLeakPingN(t, l.vmNS[1], l.vmIPs[0], "vm2->vm1", count),
+	}
+	time.Sleep(time.Second)
+	p = l.proc(t, victim, "ovnsecd")
+	stopped := time.Now()
+	if err := p.kill(syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	names := store.names()
+	t.Logf("SIGTERM at %s; the store holds %v", leakStamp(stopped), names)
+	if len(names) < 3 {
+		t.Fatalf("ovnsecd stored %v, want the engine port and both IKE sockets", names)
+	}
+	store.start(t, p, filepath.Join(l.rundir(victim), "ovnsecd.out"))
+	store.waitFor(t, "READY=1")
+	t.Logf("the next ovnsecd ready %.0f ms after the SIGTERM", time.Since(stopped).Seconds()*1000)
+	for _, pg := range pings {
+		r := pg.wait(30 * time.Second)
+		t.Logf("%s across SIGTERM + start under a descriptor store: %v", pg.what, r)
+		if r.sent < count || r.lost() > 1 {
+			t.Errorf("%s: %d of %d pings lost across the restart, want at most 1", pg.what, r.lost(), r.sent)
+		}
+	}
+	after := l.peerSPIs(t, victim)
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: IKE SA %s before the restart, %s after: the peer negotiated a new one", k, v, after[k])
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(l.rundir(victim), "ovnsecd.log")); err == nil && !strings.Contains(string(b), "taken back from the service manager's store") {
+		t.Errorf("ch2's log does not show the sockets taken back from the store")
+	}
+	if n := store.count(); n != 0 {
+		t.Errorf("the store still holds %d descriptors after the next ovnsecd took them (FDSTOREREMOVE)", n)
+	}
+	l.noLeak(t, "ovnsecd SIGTERM and start under a descriptor store", from, time.Now())
 }
 
 // waitNewOvnsecd waits until chassis i's pidfile names another process

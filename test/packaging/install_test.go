@@ -95,7 +95,7 @@ func TestDebInstalls(t *testing.T) {
 			t.Logf("%s", last)
 		}
 	})
-	t.Run("reload is the hitless upgrade", func(t *testing.T) {
+	t.Run("reload is the hitless upgrade, restart keeps the sockets", func(t *testing.T) {
 		uf, err := readUnit(units[0])
 		if err != nil {
 			t.Fatal(err)
@@ -104,6 +104,8 @@ func TestDebInstalls(t *testing.T) {
 		// READY=1 (cmd/ovnsecd/upgrade.go): notify, with access for all.
 		for key, want := range map[string]string{
 			"Service.Type": "notify", "Service.NotifyAccess": "all", "Service.ExecReload": "/bin/kill -HUP $MAINPID",
+			// A restart keeps the sockets (cmd/ovnsecd/fdstore.go).
+			"Service.FileDescriptorStoreMax": "8",
 		} {
 			if got := uf.one(t, key); got != want {
 				t.Errorf("%s: %s=%q, want %q", units[0], key, got, want)

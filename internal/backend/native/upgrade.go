@@ -33,6 +33,20 @@ type Sockets struct {
 	IKE, NATT *net.UDPConn
 }
 
+// Close closes every socket of s (ones not handed to a backend).
+func (s Sockets) Close() {
+	for _, f := range []*os.File{s.Engine, s.Wire} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	for _, c := range []*net.UDPConn{s.IKE, s.NATT} {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
 // HandoverHold is how long a backend started on handed-over sockets holds
 // its readers for SAs that are not taken up (a tunnel removed or changed
 // meanwhile) before it reads anyway.
