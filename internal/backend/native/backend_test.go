@@ -118,14 +118,25 @@ func TestEnsureErrors(t *testing.T) {
 
 // geneveFrame is a tunnel frame from us to the remote.
 func geneveFrame() []byte {
-	b := make([]byte, 14+20+8+50)
+	b := ipv4Frame(local, remote, 17, 8+50)
+	ip := b[14:]
+	binary.BigEndian.PutUint16(ip[20:], 40000)
+	binary.BigEndian.PutUint16(ip[22:], 6081)
+	binary.BigEndian.PutUint16(ip[24:], 58)
+	return b
+}
+
+// ipv4Frame is an Ethernet frame with an IPv4 header (checksummed) from
+// src to dst of protocol proto and n bytes of payload, all zero.
+func ipv4Frame(src, dst netip.Addr, proto byte, n int) []byte {
+	b := make([]byte, 14+20+n)
 	binary.BigEndian.PutUint16(b[12:], 0x0800)
 	ip := b[14:]
-	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	ip[0], ip[8], ip[9] = 0x45, 64, proto
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
-	l, r := local.As4(), remote.As4()
-	copy(ip[12:], l[:])
-	copy(ip[16:], r[:])
+	s, d := src.As4(), dst.As4()
+	copy(ip[12:], s[:])
+	copy(ip[16:], d[:])
 	var sum uint32
 	for i := 0; i < 20; i += 2 {
 		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
@@ -134,9 +145,6 @@ func geneveFrame() []byte {
 		sum = sum>>16 + sum&0xffff
 	}
 	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	binary.BigEndian.PutUint16(ip[20:], 40000)
-	binary.BigEndian.PutUint16(ip[22:], 6081)
-	binary.BigEndian.PutUint16(ip[24:], 58)
 	return b
 }
 
@@ -187,23 +195,7 @@ func TestChildSALifecycle(t *testing.T) {
 	}
 	// A frame from the peer with an unknown SPI is dropped and shows up in
 	// the tunnel's details.
-	bogus := geneveFrame()
-	ip := bogus[14:]
-	copy(ip[12:16], ip[16:20])
-	l4 := local.As4()
-	copy(ip[16:20], l4[:])
-	ip[9] = 50
-	binary.BigEndian.PutUint32(ip[20:], 0x7777)
-	binary.BigEndian.PutUint16(ip[10:], 0)
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	r.dev.in <- bogus
+	r.dev.in <- espFrame(remote, local, 0x7777)
 	waitUntil(t, "unknown SPI counted", func() bool { return r.b.Hook().Stats().Drops["drop_no_sa"] == 1 })
 	st, _ = r.b.Status(ctx)
 	s := st["ovn-b-0"]
@@ -593,18 +585,9 @@ func TestInitiateOnDemandHeadStart(t *testing.T) {
 	if err := r.b.Ensure(ctx, tt); err != nil {
 		t.Fatal(err)
 	}
-	frame := geneveFrame()
-	l := lower.As4()
-	copy(frame[14+16:14+20], l[:])
-	binary.BigEndian.PutUint16(frame[14+10:], 0)
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(frame[14+i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(frame[14+10:], ^uint16(sum))
+	frame := ipv4Frame(local, lower, 17, 8+50)
+	binary.BigEndian.PutUint16(frame[14+22:], 6081)
+	binary.BigEndian.PutUint16(frame[14+24:], 58)
 	r.dev.in <- frame
 	waitUntil(t, "frame held", func() bool { return r.b.Hook().Demand(lower) == 1 })
 	count := func() int {
@@ -704,23 +687,8 @@ func TestInitiateOnStaleESPWithoutHeadStart(t *testing.T) {
 // espFrame is an ESP packet from src to dst under spi (sequence number 1,
 // a few bytes of ciphertext).
 func espFrame(src, dst netip.Addr, spi uint32) []byte {
-	b := make([]byte, 14+20+8+40)
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:]
-	ip[0], ip[8], ip[9] = 0x45, 64, 50
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
-	s, d := src.As4(), dst.As4()
-	copy(ip[12:], s[:])
-	copy(ip[16:], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	binary.BigEndian.PutUint32(ip[20:], spi)
-	binary.BigEndian.PutUint32(ip[24:], 1)
+	b := ipv4Frame(src, dst, 50, 8+40)
+	binary.BigEndian.PutUint32(b[14+20:], spi)
+	binary.BigEndian.PutUint32(b[14+24:], 1)
 	return b
 }
