@@ -391,16 +391,25 @@ func readLeakProc(pidfile, binary, ns string) (leakProc, error) {
 	return leakProc{pid: pid, argv: argv, env: env, ns: ns}, nil
 }
 
-// leakAlive reports whether pid runs (and is not a zombie).
+// leakAlive reports whether pid runs: not gone, and not a zombie whose
+// threads have all exited. (The thread-group leader turns zombie before
+// the other threads are done; until they are, the process still holds
+// its descriptors, its listening sockets among them.)
 func leakAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return false
 	}
-	// "pid (comm) S ...": the state follows the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+	zombie, threads := false, 1
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "State:"); ok {
+			zombie = strings.HasPrefix(strings.TrimSpace(v), "Z")
+		}
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			threads, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return !zombie || threads > 1
 }
 
 // kill sends sig and waits until the process is gone.
