@@ -43,6 +43,7 @@ func (s *system) registerCommands() {
 		return "the new ovnsecd is ready; this one hands its SAs over and exits\n", nil
 	})
 	s.registerMemoryCommands()
+	s.registerEnrollCommands()
 }
 
 func (s *system) cmdTunnelsShow(ctx context.Context, args []string) (string, error) {

@@ -56,6 +56,9 @@ type config struct {
 	// given holds the flags named on the command line, with the value
 	// each ended with (backend-specific flags are checked against it).
 	given map[string]flagValue
+
+	// --enroll and its flags (automatic certificates, enroll.go).
+	enroll, enrollTokenFile, enrollCACert, enrollCAFingerprint, enrollDir string
 }
 
 // flagValue is a flag as the command line left it.
@@ -109,6 +112,11 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ovnSB, "ovn-sb", "", "OVN Southbound `REMOTE` to read SB_Global ipsec from (tcp:HOST:PORT or unix:PATH, comma-separated for a cluster; default: Open_vSwitch external_ids:ovn-remote, as ovn-controller)")
 	fs.StringVar(&c.metricsAddr, "metrics-address", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (off by default; :PORT listens on every address)")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&c.enroll, "enroll", "", "keep this chassis' certificate from the EST CA service at `https://HOST:PORT` (ovnsec ca serve): enrol when other_config:certificate is missing, expired, for another name or not from that CA, renew it, follow CA rollovers (docs/PKI.md)")
+	fs.StringVar(&c.enrollTokenFile, "enroll-token-file", "", "with --enroll: the bootstrap token for enrolling (`FILE`, mode 0600; ovnsec ca token create prints one)")
+	fs.StringVar(&c.enrollCACert, "enroll-ca-cert", "", "with --enroll: trust the CA certificate in `FILE` for the first contact with the CA service")
+	fs.StringVar(&c.enrollCAFingerprint, "enroll-ca-fingerprint", "", "with --enroll: trust the CA certificate whose DER has this SHA-256 (`HEX`) for the first contact")
+	fs.StringVar(&c.enrollDir, "enroll-dir", defaultEnrollDir, "with --enroll: `DIR` (mode 0700) for the chassis certificate, its key and the CA bundle")
 
 	markBackendFlags(fs)
 
@@ -123,6 +131,9 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.followOVN = mode
+	if err := checkEnroll(c); err != nil {
+		return c, err
+	}
 	if c.metricsAddr != "" {
 		if err := checkMetricsAddress(c.metricsAddr); err != nil {
 			return c, err

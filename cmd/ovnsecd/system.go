@@ -165,6 +165,8 @@ type shared struct {
 	// back from the service manager's store (stored); nil otherwise.
 	inherited *native.Sockets
 	stored    bool
+	// enroll keeps the chassis certificate (--enroll; nil otherwise).
+	enroll *enrollment
 }
 
 // newStrongswanBackend builds --ike-daemon=strongswan: charon over VICI.
@@ -316,6 +318,7 @@ func (s *system) run(ctx context.Context) error {
 		// (An upgraded process keeps what the old one configured.)
 		s.purgeBackend(runCtx)
 	}
+	s.startEnroll(start)
 	start("unixctl", s.ctl.Serve)
 	start("ovsconf", s.watcher.Run)
 	if s.follower != nil {
