@@ -424,3 +424,17 @@ func TestServerCertificateShortLifetime(t *testing.T) {
 		t.Error("not issued again after two thirds of its life")
 	}
 }
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		90 * time.Second:                            "1m30s",
+		47 * time.Hour:                              "47h0m0s",
+		2159*time.Hour + 59*time.Minute:             "89d23h",
+		48 * time.Hour:                              "2d0h",
+		1500*time.Millisecond + 20*time.Microsecond: "2s",
+	} {
+		if got := human(d); got != want {
+			t.Errorf("human(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -84,9 +84,9 @@ func (s Status) Text(now time.Time) string {
 		d := t.Sub(now).Round(time.Second)
 		switch {
 		case d > 0:
-			return fmt.Sprintf("%s (in %s)", t.UTC().Format(time.RFC3339), d)
+			return fmt.Sprintf("%s (in %s)", t.UTC().Format(time.RFC3339), human(d))
 		case d < 0:
-			return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), -d)
+			return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), human(-d))
 		}
 		return t.UTC().Format(time.RFC3339) + " (now)"
 	}
@@ -104,7 +104,7 @@ func (s Status) Text(now time.Time) string {
 		line("  Serial", "%s", c.Serial)
 		line("  Not before", "%s", c.NotBefore.Format(time.RFC3339))
 		if now.After(c.NotAfter) {
-			line("  Not after", "%s (EXPIRED %s ago)", c.NotAfter.Format(time.RFC3339), now.Sub(c.NotAfter).Round(time.Second))
+			line("  Not after", "%s (EXPIRED %s ago)", c.NotAfter.Format(time.RFC3339), human(now.Sub(c.NotAfter)))
 		} else {
 			line("  Not after", "%s", at(c.NotAfter))
 		}
@@ -131,6 +131,15 @@ func (s Status) Text(now time.Time) string {
 	}
 	line("Issued", "%d certificates since start", s.Issued)
 	return b.String()
+}
+
+// human is d in seconds, or in days and hours from two days on.
+func human(d time.Duration) string {
+	if d < 48*time.Hour {
+		return d.Round(time.Second).String()
+	}
+	days := d / (24 * time.Hour)
+	return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
 }
 
 func orNone(s string) string {
