@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh: the ovnsec OVN IPsec demo. Builds a 3-chassis OVN cluster in
-# network namespaces (userspace OVS datapath), gives every chassis a
-# CA-signed certificate made by `ovnsec pki`, runs ovnsecd on every chassis,
-# and shows traffic with ipsec=false, the switch to ipsec=true, and traffic
-# again. Nothing here fakes encryption: if ovnsecd has no native backend the
+# network namespaces (userspace OVS datapath), runs the EST CA service
+# (`ovnsec ca serve`) in the central namespace, runs ovnsecd on every chassis
+# with --enroll and a bootstrap token (each chassis enrols at start: no
+# hand-made chassis certificates), and shows traffic with ipsec=false, the
+# switch to ipsec=true, and traffic again. Nothing here fakes encryption: if ovnsecd has no native backend the
 # demo says BLOCKED and exits non-zero.
 #
 #   scripts/demo.sh [run]   install deps, build, up, show everything, tear down
@@ -23,7 +24,8 @@
 # once the script has exited: the next run, up or down replaces it.
 #
 # Layout (all names prefixed ovd; addresses only inside these namespaces):
-#   ovd-central  NB + SB ovsdb-server, ovn-northd          192.0.2.10
+#   ovd-central  NB + SB ovsdb-server, ovn-northd,          192.0.2.10
+#                EST CA service (ovnsec ca serve) on :8443
 #   ovd-ul       Linux bridge ovd-ulbr, ports ovd-ul0..3   (underlay: capture here)
 #   ovd-chN      ovsdb-server, ovs-vswitchd (netdev), ovn-controller, ovnsecd;
 #                underlay NIC ovd-eth on OVS bridge ovd-phy  192.0.2.N
@@ -34,7 +36,9 @@
 #   (path of the ovnsecd binary, default bin/ovnsecd), VM_MTU,
 #   DEMO_LOCK_WAIT (seconds, default 0: fail at once), OVD_LOCK_FD,
 #   DEMO_METRICS_ADDRESS (ovnsecd's --metrics-address in every chassis,
-#   default :9476; empty: metrics off).
+#   default :9476; empty: metrics off), DEMO_CA_LIFETIME (the CA service's
+#   --lifetime of chassis certificates, default 90d; e.g. 2m to watch
+#   renewals).
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,6 +62,10 @@ OVNSECD_NATIVE_ARGS=${OVNSECD_NATIVE_ARGS:---ike-daemon=native --bridge=ovd-phy 
 # Prometheus metrics of every ovnsecd (http://<chassis underlay IP>:9476/metrics,
 # reachable from ovd-central and the other chassis); empty: off.
 METRICS_ADDRESS=${DEMO_METRICS_ADDRESS-:9476}
+# The EST CA service in ovd-central; chassis certificates live this long.
+CA_LISTEN=$CIP:8443
+CA_URL=https://$CA_LISTEN
+CA_LIFETIME=${DEMO_CA_LIFETIME:-90d}
 NAMESPACES="ovd-central ovd-ul ovd-ch1 ovd-ch2 ovd-ch3 ovd-vm1 ovd-vm2 ovd-vm3"
 # Every user of the ovd-* namespaces holds this lock: bench/ovn.sh, the demo
 # tests of test/e2e (ovdLockPath) and this script (on descriptor 9, which no
@@ -210,6 +218,7 @@ down() {
     stop_pidfile $STATE/ch$n/ovs-vswitchd.pid ovs-vswitchd
     stop_pidfile $STATE/ch$n/ovsdb-server.pid ovsdb-server
   done
+  stop_pidfile $C/ca.pid ovnsec
   stop_pidfile $C/ovn-northd.pid ovn-northd
   stop_pidfile $C/sb.pid ovsdb-server
   stop_pidfile $C/nb.pid ovsdb-server
@@ -287,15 +296,71 @@ chassis_net() { # N: namespaces and veths, no daemons
   offload_off ovd-ch$n ovd-vm${n}p
 }
 
-certificates() { # CA and one certificate per chassis, CN = SAN = chassis name
-  local n out
-  mkdir -p $STATE/certs
-  out=$("$BIN/ovnsec" pki --dir=$STATE/pki --batch init 2>&1) || die "ovnsec pki init: $out"
-  for n in $(seq 1 $N); do
-    out=$(cd $STATE/certs && "$BIN/ovnsec" pki --dir=$STATE/pki --batch req+sign ch$n switch 2>&1) ||
-      die "ovnsec pki req+sign ch$n: $out"
+# ca_serve_args: how the CA service runs (also in the env file, CA_SERVE_ARGS,
+# so that a test can stop and start it again).
+ca_serve_args() {
+  echo "ca serve --dir $STATE/pki --listen $CA_LISTEN --lifetime $CA_LIFETIME --sb-db tcp:$CIP:6642"
+}
+
+# ca_service: the EST CA service in ovd-central, serving the switch CA of
+# $STATE/pki; it checks that each chassis is a Chassis of the Southbound
+# and enrols from its Encap IP.
+ca_service() {
+  local i
+  rm -f $C/ca.pid
+  # shellcheck disable=SC2046
+  ip netns exec ovd-central "$BIN/ovnsec" $(ca_serve_args) </dev/null >>$C/ca.log 2>&1 9>&- &
+  echo $! >$C/ca.pid
+  disown $!
+  for i in $(seq 100); do
+    alive "$(cat $C/ca.pid)" || die "the CA service exited: $(tail -3 $C/ca.log)"
+    nsx ovd-central timeout 1 bash -c "exec 3<>/dev/tcp/${CA_LISTEN%:*}/${CA_LISTEN##*:}" 2>/dev/null && return 0
+    sleep 0.1
   done
+  die "the CA service does not listen on $CA_LISTEN; see $C/ca.log"
+}
+
+# ca_setup: the CA (ovnsec pki init), the CA service, one bootstrap token per
+# chassis (mode 0600, one-time). No chassis certificate is made here.
+ca_setup() {
+  local n out d
+  out=$("$BIN/ovnsec" pki --dir=$STATE/pki --batch init 2>&1) || die "ovnsec pki init: $out"
   [ -f $STATE/pki/switchca/cacert.pem ] || die "no CA certificate at $STATE/pki/switchca/cacert.pem"
+  ca_service
+  for n in $(seq 1 $N); do
+    d=$(chdir $n)
+    mkdir -p $d
+    (umask 077 && "$BIN/ovnsec" ca token create --dir $STATE/pki --chassis ch$n --ttl 1h >$d/enroll-token 2>>$C/ca.log) ||
+      die "ovnsec ca token create --chassis ch$n failed; see $C/ca.log"
+  done
+}
+
+# enroll_args N: ovnsecd's --enroll flags for chassis N. ch1 and ch2 trust
+# the CA file at the first contact, the last chassis its fingerprint.
+enroll_args() {
+  local n=$1 d trust
+  d=$(chdir $n)
+  if [ "$n" = $N ]; then
+    trust="--enroll-ca-fingerprint=$(openssl x509 -in $STATE/pki/switchca/cacert.pem -noout -fingerprint -sha256 | cut -d= -f2)"
+  else
+    trust="--enroll-ca-cert=$STATE/pki/switchca/cacert.pem"
+  fi
+  echo "--enroll=$CA_URL --enroll-token-file=$d/enroll-token $trust --enroll-dir=$d/pki"
+}
+
+ca_status() { ovs-appctl --timeout=5 -t "$(ovnsecd_ctl $1)" ca/status; }
+enrolled_count() { # chassis whose ovnsecd says it is enrolled
+  local n c=0
+  for n in $(seq 1 $N); do
+    ca_status $n 2>/dev/null | grep -q '^State: *enrolled' && c=$((c + 1))
+  done
+  echo $c
+}
+# cert_line N: subject, issuer, not after and next renewal of chassis N
+cert_line() {
+  ca_status $1 | awk -F': +' '
+    /^  Subject:/ {s=$2} /^  Issuer:/ {i=$2} /^  Not after:/ {a=$2} /^Next renewal:/ {r=$2}
+    END {printf "subject %s; issuer %s; not after %s; next renewal %s", s, i, a, r}'
 }
 
 chassis_daemons() { # N: ovsdb-server, ovs-vswitchd, ovn-controller in ovd-chN
@@ -312,10 +377,8 @@ chassis_daemons() { # N: ovsdb-server, ovs-vswitchd, ovn-controller in ovd-chN
     external_ids:system-id=ch$n external_ids:hostname=ovd-ch$n \
     external_ids:ovn-remote=tcp:$CIP:6642 \
     external_ids:ovn-encap-type=geneve external_ids:ovn-encap-ip=192.0.2.$n \
-    external_ids:ovn-bridge=ovd-int external_ids:ovn-bridge-datapath-type=netdev \
-    other_config:certificate=$STATE/certs/ch$n-cert.pem \
-    other_config:private_key=$STATE/certs/ch$n-privkey.pem \
-    other_config:ca_cert=$STATE/pki/switchca/cacert.pem || die "ch$n ovs-vsctl set Open_vSwitch"
+    external_ids:ovn-bridge=ovd-int external_ids:ovn-bridge-datapath-type=netdev ||
+    die "ch$n ovs-vsctl set Open_vSwitch"
   # The underlay address lives on the bridge ovd-phy, whose port is the veth:
   # the userspace datapath routes tunnel packets out of an OVS bridge only.
   vsctl $n --no-wait -- add-br ovd-phy -- set bridge ovd-phy datapath_type=netdev \
@@ -344,6 +407,8 @@ start_ovnsecd() {
   d=$(chdir $n)
   rm -f $d/ovnsecd.pid
   if [ -n "$METRICS_ADDRESS" ]; then set -- "$@" --metrics-address="$METRICS_ADDRESS"; fi
+  # shellcheck disable=SC2046
+  set -- "$@" $(enroll_args $n)
   # shellcheck disable=SC2086
   ip netns exec ovd-ch$n env $(ev $d) "$OVNSECD" "$@" --rundir=$d --pidfile=$d/ovnsecd.pid \
     --log-file=$d/ovnsecd.log unix:$d/db.sock </dev/null >$d/ovnsecd.out 2>&1 9>&- &
@@ -400,8 +465,9 @@ all_pings_ok() {
 }
 
 write_env() {
-  local n ns="" vms="" ips="" cips="" dbs="" dirs="" ctls="" logs="" murls=""
+  local n ns="" vms="" ips="" cips="" dbs="" dirs="" ctls="" logs="" murls="" edirs=""
   for n in $(seq 1 $N); do
+    edirs+="$(chdir $n)/pki "
     ns+="ovd-ch$n "; vms+="ovd-vm$n "; ips+="$(vm_ip $n) "; cips+="192.0.2.$n "
     [ -z "$METRICS_ADDRESS" ] || murls+="$(metrics_url $n) "
     dbs+="unix:$(chdir $n)/db.sock "; dirs+="$(chdir $n) "
@@ -428,6 +494,13 @@ write_env() {
     echo "OVNSECD_BACKEND=\"$BACKEND\"   # native, or strongswan-fallback (no encryption)"
     echo "METRICS_URLS=\"${murls% }\"   # ovnsecd's Prometheus metrics, from any demo netns (empty: off)"
     echo "CA_CERT=\"$STATE/pki/switchca/cacert.pem\""
+    echo "CA_DIR=\"$STATE/pki\"   # the ovs-pki directory the CA service serves"
+    echo "CA_URL=\"$CA_URL\"   # the EST CA service (ovnsec ca serve) in ovd-central"
+    echo "CA_SERVE_ARGS=\"$(ca_serve_args)\"   # ovnsec's arguments, run in ovd-central"
+    echo "CA_PIDFILE=\"$C/ca.pid\""
+    echo "CA_LOG=\"$C/ca.log\""
+    echo "CA_LIFETIME=\"$CA_LIFETIME\""
+    echo "ENROLL_DIRS=\"${edirs% }\"   # each chassis' --enroll-dir (chassis-cert.pem, chassis-privkey.pem, cacert.pem)"
   } >$ENVFILE
 }
 
@@ -449,27 +522,47 @@ up() {
   central
   log "logical switch ovd-ls with ports ovd-lp1..3 ($(vm_ip 1), $(vm_ip 2), $(vm_ip 3))"
 
-  step "Make a CA and CA-signed chassis certificates with ovnsec pki (CN = SAN = chassis name)"
+  step "Make a CA (ovnsec pki init), start the EST CA service in ovd-central, one bootstrap token per chassis"
   local t
   t=$(date +%s.%N)
-  certificates
-  log "bin/ovnsec pki --dir=$STATE/pki --batch init; req+sign ch1|ch2|ch3 switch ($(since $t) s)"
-  openssl x509 -in $STATE/certs/ch1-cert.pem -noout -subject -ext subjectAltName 2>/dev/null | indent
+  ca_setup
+  log "bin/ovnsec pki --dir=$STATE/pki --batch init; bin/ovnsec $(ca_serve_args) ($(since $t) s)"
+  log "CA service at $CA_URL (chassis certificates live $CA_LIFETIME); bin/ovnsec ca token create --chassis chN >$STATE/chN/enroll-token"
 
   step "Start 3 chassis (ovsdb-server, ovs-vswitchd --disable-system, ovn-controller) in ovd-ch1..3"
   local n
   for n in $(seq 1 $N); do chassis_net $n; done
   t=$(date +%s.%N)
   for n in $(seq 1 $N); do chassis_daemons $n; done
-  log "chassis daemons started ($(since $t) s); other_config certificate/private_key/ca_cert set on each"
+  log "chassis daemons started ($(since $t) s); no certificate configured: ovnsecd enrols"
   wait_for 60 all_pings_ok || die "VMs cannot reach each other 60 s after start; see $STATE/ch*/ovn-controller.log"
   t=$(since $t)
   log "all VM pairs reach each other $t s after starting the chassis daemons"
   note "cluster: 3 chassis up, VMs reach each other $t s after the chassis daemons started"
 
-  step "Start ovnsecd in every chassis netns"
+  step "Start ovnsecd in every chassis netns, each enrolling with the CA service (--enroll)"
+  t=$(date +%s.%N)
   ovnsecds
+  log "ovnsecd ch1: $(enroll_args 1)"
+  log "ovnsecd ch$N: $(enroll_args $N)"
+  wait_count 60 $N enrolled_count || {
+    ca_status 1 | indent
+    die "not every chassis enrolled within 60 s ($(enrolled_count) of $N); see $STATE/ch*/ovnsecd.log and $C/ca.log"
+  }
+  log "every chassis enrolled $(since $t) s after ovnsecd started; other_config points at the enrolled files:"
+  vsctl 1 get Open_vSwitch . other_config | indent
+  openssl x509 -in $(chdir 1)/pki/chassis-cert.pem -noout -subject -issuer -enddate -ext subjectAltName 2>/dev/null | indent
   write_env
+}
+
+show_certificates() { # every chassis' certificate, from ovs-appctl ca/status, also into the summary
+  step "Chassis certificates (ovs-appctl -t <ovnsecd> ca/status)"
+  ca_status 1 | indent
+  local n
+  for n in $(seq 1 $N); do
+    log "ch$n: $(cert_line $n)"
+    note "certificate ch$n: $(cert_line $n)"
+  done
 }
 
 # ---------- what the demo shows
@@ -618,6 +711,7 @@ run() {
 
   step "tunnels/show on ch1 (ovs-appctl -t $(ovnsecd_ctl 1) tunnels/show)"
   tunnels_show 1 | indent
+  show_certificates
 
   step "Traffic with ipsec=true"
   pings
