@@ -8,6 +8,7 @@ package tun
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/ovnsec/ovnsec/internal/datapath/drop"
 	"github.com/ovnsec/ovnsec/internal/esp"
@@ -160,4 +161,25 @@ func (a *Attachment) flushRx(r *rxState) {
 		r.c.drops[drop.Device]++
 		a.log.Debug("tun attachment: device write failed", "packets", k, "err", err)
 	}
+}
+
+// DeliverESP opens one ESP-in-UDP datagram d from a peer that the owner of
+// a shared socket (SharedConn) received, and writes the inner packet to
+// the device. Calls must come one at a time (the owner's receive loop);
+// d is not kept. It takes no lock and allocates nothing.
+func (a *Attachment) DeliverESP(d []byte, from netip.AddrPort) {
+	if a.closed.Load() {
+		return
+	}
+	r := a.deliver
+	if r == nil {
+		return // not on a shared socket: the attachment reads its own
+	}
+	r.c.reset()
+	r.msgs[0].Addr = from
+	a.openOne(r, a.pol.Load(), &r.msgs[0], d)
+	if r.k > 0 {
+		a.flushRx(r)
+	}
+	a.rxc.add(&r.c)
 }

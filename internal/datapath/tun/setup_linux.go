@@ -40,6 +40,16 @@ type System struct {
 	// NoGSO and NoGRO leave the underlay socket's UDP offloads off (for
 	// comparison and for kernels that mishandle them).
 	NoGSO, NoGRO bool
+	// Shared, if set, is the underlay socket, owned and read by another
+	// component (the IKE engine's NAT-T socket): the attachment sends on
+	// it and is handed received ESP through DeliverESP (SharedConn). Addr
+	// may then be left unset (no address on the device).
+	Shared *net.UDPConn
+	// Table, if not 0, is the routing table the peers' subnets go to,
+	// looked up by a rule of priority Table for both families; excluded
+	// destinations (SetExclusions) get rules of priority Table-1 to the
+	// main table. 0: routes in the main table.
+	Table int
 }
 
 // TunnelMTU returns the largest inner packet whose ESP-in-UDP datagram
@@ -67,12 +77,15 @@ func Open(sys System, cfg Config) (*Attachment, error) {
 	if sys.Name == "" || len(sys.Name) >= unix.IFNAMSIZ || strings.ContainsAny(sys.Name, "/ \t\n") {
 		return nil, fmt.Errorf("tun attachment: invalid device name %q; want 1-15 bytes without '/' or spaces", sys.Name)
 	}
-	if !sys.Addr.IsValid() {
+	if !sys.Addr.IsValid() && sys.Shared == nil {
 		return nil, fmt.Errorf("tun attachment %s: device address missing (e.g. 203.0.113.1/32)", sys.Name)
+	}
+	if sys.Table < 0 || sys.Table == unix.RT_TABLE_MAIN || sys.Table == unix.RT_TABLE_LOCAL || sys.Table == unix.RT_TABLE_DEFAULT {
+		return nil, fmt.Errorf("tun attachment %s: routing table %d is reserved; pick another (or 0 for the main table)", sys.Name, sys.Table)
 	}
 	var (
 		dev    wgtun.Device
-		conn   *UDPConn
+		conn   Conn
 		routes *nlRoutes
 	)
 	err := inNetNS(sys.NetNS, func() error {
@@ -80,10 +93,21 @@ func Open(sys System, cfg Config) (*Attachment, error) {
 		if dev, err = wgtun.CreateTUN(sys.Name, sys.MTU); err != nil {
 			return fmt.Errorf("create TUN device %s: %w", sys.Name, err)
 		}
-		if conn, err = ListenUDP(sys.Local, UDPOptions{Batch: cfg.BatchSize, NoGSO: sys.NoGSO, NoGRO: sys.NoGRO}); err != nil {
-			return err
+		opt := UDPOptions{Batch: cfg.BatchSize, NoGSO: sys.NoGSO, NoGRO: sys.NoGRO}
+		if sys.Shared != nil {
+			sc, err := ShareUDP(sys.Shared, opt)
+			if err != nil {
+				return err
+			}
+			conn = sc
+		} else {
+			uc, err := ListenUDP(sys.Local, opt)
+			if err != nil {
+				return err
+			}
+			conn = uc
 		}
-		routes, err = configureLink(sys.Name, sys.Addr)
+		routes, err = configureLink(sys.Name, sys.Addr, sys.Table)
 		return err
 	})
 	if err != nil {
@@ -96,7 +120,7 @@ func Open(sys System, cfg Config) (*Attachment, error) {
 		}
 		return nil, errors.Join(fmt.Errorf("tun attachment %s in netns %q: %w", sys.Name, sys.NetNS, err), cerr)
 	}
-	cfg.Device = closer{dev, routes.h.Close}
+	cfg.Device = closer{dev, routes.close}
 	cfg.Conn = conn
 	cfg.Routes = routes
 	a, err := New(cfg)
@@ -182,9 +206,10 @@ func inNetNS(ns string, f func() error) error {
 	return <-errc
 }
 
-// configureLink gives the device its address, brings it up and returns a
-// route keeper holding a netlink handle in the current namespace.
-func configureLink(name string, addr netip.Prefix) (*nlRoutes, error) {
+// configureLink gives the device its address (if valid), brings it up and
+// returns a route keeper holding a netlink handle in the current
+// namespace; with table != 0 the routes go to that table (routes_linux.go).
+func configureLink(name string, addr netip.Prefix, table int) (*nlRoutes, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
@@ -194,55 +219,20 @@ func configureLink(name string, addr netip.Prefix) (*nlRoutes, error) {
 		h.Close()
 		return nil, fmt.Errorf("find link %s: %w", name, err)
 	}
-	nladdr := &netlink.Addr{IPNet: prefixNet(addr)}
-	if err := h.AddrReplace(link, nladdr); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("address %v on %s: %w", addr, name, err)
+	if addr.IsValid() {
+		if err := h.AddrReplace(link, &netlink.Addr{IPNet: prefixNet(addr)}); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("address %v on %s: %w", addr, name, err)
+		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("set %s up: %w", name, err)
 	}
-	return &nlRoutes{h: h, link: link.Attrs().Index, name: name, cur: map[netip.Prefix]bool{}}, nil
-}
-
-func prefixNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-// nlRoutes keeps one route per peer subnet through the device.
-type nlRoutes struct {
-	h    *netlink.Handle
-	link int
-	name string
-	cur  map[netip.Prefix]bool
-}
-
-// Set makes the routes through the device exactly prefixes.
-func (r *nlRoutes) Set(prefixes []netip.Prefix) error {
-	want := make(map[netip.Prefix]bool, len(prefixes))
-	var errs error
-	for _, p := range prefixes {
-		p = p.Masked()
-		want[p] = true
-		if r.cur[p] {
-			continue
-		}
-		if err := r.h.RouteReplace(&netlink.Route{LinkIndex: r.link, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
-			errs = errors.Join(errs, fmt.Errorf("route %v dev %s: %w", p, r.name, err))
-			continue
-		}
-		r.cur[p] = true
+	r := newRoutes(h, link.Attrs().Index, name, table)
+	if err := r.addLookupRules(); err != nil {
+		r.close()
+		return nil, err
 	}
-	for p := range r.cur {
-		if want[p] {
-			continue
-		}
-		if err := r.h.RouteDel(&netlink.Route{LinkIndex: r.link, Dst: prefixNet(p), Scope: netlink.SCOPE_LINK}); err != nil {
-			errs = errors.Join(errs, fmt.Errorf("remove route %v dev %s: %w", p, r.name, err))
-			continue
-		}
-		delete(r.cur, p)
-	}
-	return errs
+	return r, nil
 }

@@ -131,10 +131,13 @@ type Attachment struct {
 	mu   sync.Mutex             // serialises policy and SA changes
 	bind map[esp.SPI]netip.Addr // inbound SPI -> peer; under mu
 
-	tx     *txState
-	rx     *rxState
-	hold   *holdQueue // nil: no hold queue
-	sendMu sync.Mutex // one WriteBatch at a time: transmit goroutine and release
+	tx *txState
+	rx *rxState
+	// deliver is DeliverESP's state: one datagram at a time, handed over
+	// by the owner of a shared socket.
+	deliver *rxState
+	hold    *holdQueue // nil: no hold queue
+	sendMu  sync.Mutex // one WriteBatch at a time: transmit goroutine and release
 
 	txc, rxc dirCounters
 
@@ -195,7 +198,13 @@ func New(cfg Config) (*Attachment, error) {
 		batch = DefaultBatchSize
 	}
 	a.tx = newTxState(max(cfg.Device.BatchSize(), 1))
-	a.rx = newRxState(batch)
+	if _, shared := cfg.Conn.(*SharedConn); shared {
+		// The socket's owner reads; ReadBatch only waits for Close.
+		a.rx = newRxState(1)
+		a.deliver = a.rx
+	} else {
+		a.rx = newRxState(batch)
+	}
 	switch {
 	case cfg.HoldPackets == 0:
 		a.hold = newHoldQueue(DefaultHoldPackets)
@@ -234,6 +243,34 @@ func (a *Attachment) SetPeers(peers []Peer) error {
 		return err
 	}
 	a.pol.Store(pol)
+	return nil
+}
+
+// SetExclusions makes the destinations that bypass the attachment's
+// routing table exactly prefixes: the tunnels' own gateways and
+// passthrough subnets, so that a catch-all remote subnet cannot capture
+// them. It needs routes kept in a table of their own (System.Table).
+func (a *Attachment) SetExclusions(prefixes []netip.Prefix) error {
+	r, ok := a.routes.(interface{ SetExclusions([]netip.Prefix) error })
+	if !ok {
+		return errors.New("tun attachment: exclusions need the attachment's own routes (Open with System.Table)")
+	}
+	if err := r.SetExclusions(prefixes); err != nil {
+		return fmt.Errorf("tun attachment: %w", err)
+	}
+	return nil
+}
+
+// SetAddrs makes the device's addresses exactly prefixes: the local inner
+// addresses the host's own packets into the tunnels leave from.
+func (a *Attachment) SetAddrs(prefixes []netip.Prefix) error {
+	r, ok := a.routes.(interface{ SetAddrs([]netip.Prefix) error })
+	if !ok {
+		return errors.New("tun attachment: addresses need the attachment's own device (Open)")
+	}
+	if err := r.SetAddrs(prefixes); err != nil {
+		return fmt.Errorf("tun attachment: %w", err)
+	}
 	return nil
 }
 

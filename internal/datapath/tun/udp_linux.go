@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -95,18 +96,27 @@ func ListenUDP(local netip.AddrPort, opt UDPOptions) (*UDPConn, error) {
 	if !local.Addr().Is4() && local.Addr().IsValid() {
 		return nil, fmt.Errorf("underlay socket %v: IPv4 only", local)
 	}
-	batch := opt.Batch
-	if batch <= 0 {
-		batch = DefaultBatchSize
-	}
 	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(local))
 	if err != nil {
 		return nil, fmt.Errorf("underlay socket: listen on %v: %w", local, err)
 	}
-	rc, err := conn.SyscallConn()
+	c, err := newUDPConn(conn, opt)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("underlay socket %v: %w", local, err)
+	}
+	return c, nil
+}
+
+// newUDPConn sets conn up for batched I/O with opt's offloads.
+func newUDPConn(conn *net.UDPConn, opt UDPOptions) (*UDPConn, error) {
+	batch := opt.Batch
+	if batch <= 0 {
+		batch = DefaultBatchSize
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
 	c := &UDPConn{conn: conn, rc: rc, r: newMmsgState(batch), w: newMmsgState(batch)}
 	// Prefer the forced sizes (root may exceed net.core.[rw]mem_max);
@@ -129,8 +139,7 @@ func ListenUDP(local netip.AddrPort, opt UDPOptions) (*UDPConn, error) {
 		}
 	})
 	if err := errors.Join(cerr, serr); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("underlay socket %v: buffer sizes: %w", local, err)
+		return nil, fmt.Errorf("buffer sizes: %w", err)
 	}
 	c.r.call = c.recvmmsg
 	c.w.call = c.sendmmsg
@@ -329,4 +338,38 @@ func (c *UDPConn) WriteBatch(msgs []Message) (int, error) {
 		s.lo += s.n
 	}
 	return sent, first
+}
+
+// SharedConn sends on a UDP socket another component owns and reads: the
+// IKE engine's NAT-T socket, which one host has only one of. The owner
+// hands the ESP-in-UDP datagrams it receives to Attachment.DeliverESP;
+// ReadBatch receives nothing and returns once Close is called. Close
+// leaves the socket to its owner.
+type SharedConn struct {
+	*UDPConn
+	done chan struct{}
+	once sync.Once
+}
+
+// ShareUDP wraps conn for an attachment's sends. UDP GRO stays off: the
+// owner reads one datagram at a time.
+func ShareUDP(conn *net.UDPConn, opt UDPOptions) (*SharedConn, error) {
+	opt.NoGRO = true
+	c, err := newUDPConn(conn, opt)
+	if err != nil {
+		return nil, fmt.Errorf("shared underlay socket %v: %w", conn.LocalAddr(), err)
+	}
+	return &SharedConn{UDPConn: c, done: make(chan struct{})}, nil
+}
+
+// ReadBatch blocks until Close: a shared socket is read by its owner.
+func (c *SharedConn) ReadBatch([]Message) (int, error) {
+	<-c.done
+	return 0, net.ErrClosed
+}
+
+// Close ends ReadBatch; the socket stays open.
+func (c *SharedConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return nil
 }
