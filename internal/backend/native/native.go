@@ -247,21 +247,34 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	att, err := ovsbridge.Attach(ctx, ovsbridge.Config{
-		Bridge: cfg.Bridge, NIC: cfg.NIC, Engine: cfg.Engine, OVS: cfg.OVS,
-		Netns: cfg.Netns, GeneveOptions: cfg.GeneveOptions, Log: cfg.Log, Port: cfg.Port,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("native backend: %w", err)
-	}
 	in := cfg.Inherited
-	if in != nil && (in.Engine == nil || in.IKE == nil || in.NATT == nil) {
+	if in != nil && ((in.Engine == nil && cfg.Bridge != "") || in.IKE == nil || in.NATT == nil) {
 		return nil, fmt.Errorf("native backend: %w", errNoSockets)
 	}
-	var dev ovsbridge.Device
-	if in != nil {
+	var (
+		att *ovsbridge.Attachment
+		dev ovsbridge.Device
+		err error
+	)
+	if cfg.Bridge != "" {
+		// The attachment makes the engine port exist; then it is opened.
+		att, err = ovsbridge.Attach(ctx, ovsbridge.Config{
+			Bridge: cfg.Bridge, NIC: cfg.NIC, Engine: cfg.Engine, OVS: cfg.OVS,
+			Netns: cfg.Netns, GeneveOptions: cfg.GeneveOptions, Log: cfg.Log, Port: cfg.Port,
+		})
+		if err != nil {
+			if in != nil {
+				in.Close()
+			}
+			return nil, fmt.Errorf("native backend: %w", err)
+		}
+	}
+	switch {
+	case att == nil:
+		dev = newIdleDevice()
+	case in != nil:
 		dev, err = ovsbridge.EngineFromFile(cfg.Port, cfg.Engine, in.Engine)
-	} else {
+	default:
 		dev, err = ovsbridge.OpenEngine(cfg.Port, cfg.Engine, cfg.Netns)
 	}
 	if err != nil {
@@ -269,7 +282,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	var wire *ovsbridge.PacketPort
 	switch {
-	case !cfg.Direct:
+	case !cfg.Direct || att == nil:
 	case in != nil && in.Wire != nil:
 		if wire, err = ovsbridge.WireFromFile(cfg.NIC, in.Wire); err != nil {
 			cfg.Log.Warn("outbound ESP goes back through br-phy", "reason", err)
@@ -296,7 +309,11 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("native backend: start IKE engine on %s: %w", cfg.Local, err)
 	}
-	cfg.Log.Info("engine port attached", "bridge", cfg.Bridge, "port", cfg.Engine, "kind", cfg.Port, "direct_to_nic", wire != nil, "handed_over", in != nil)
+	if att != nil {
+		cfg.Log.Info("engine port attached", "bridge", cfg.Bridge, "port", cfg.Engine, "kind", cfg.Port, "direct_to_nic", wire != nil, "handed_over", in != nil)
+	} else {
+		cfg.Log.Info("no --bridge: OVS tunnels cannot be protected on this host; north-south connections only")
+	}
 	var w ovsbridge.Writer
 	var socks Sockets
 	if f, ok := dev.(interface{ File() *os.File }); ok {
@@ -311,7 +328,11 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		conn = udp
 		socks.IKE, socks.NATT = udp.Sockets()
 	}
-	b, err := newBackend(cfg, att, dev, w, conn)
+	var a Attachment = bridgeless{}
+	if att != nil {
+		a = att
+	}
+	b, err := newBackend(cfg, a, dev, w, conn)
 	if err != nil {
 		dev.Close()
 		if wire != nil {
