@@ -230,6 +230,10 @@ func configureLink(name string, addr netip.Prefix, table int) (*nlRoutes, error)
 		return nil, fmt.Errorf("set %s up: %w", name, err)
 	}
 	r := newRoutes(h, link.Attrs().Index, name, table)
+	if err := r.adopt(); err != nil {
+		r.close()
+		return nil, err
+	}
 	if err := r.addLookupRules(); err != nil {
 		r.close()
 		return nil, err

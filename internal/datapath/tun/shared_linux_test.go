@@ -140,9 +140,34 @@ func TestIntegrationSharedSocketFullTunnel(t *testing.T) {
 			t.Errorf("ip rule lacks %q:\n%s", want, rules)
 		}
 	}
+	// The process goes (Close, as at exit without cleanup): the device and
+	// its routes go, the rules and blackholes stay, so the full tunnel's
+	// traffic is dropped, not routed in clear; the gateway stays reachable.
 	A.Close()
+	if rules := run(t, "ip", "-n", nsSA, "rule"); !strings.Contains(rules, "lookup 20051") {
+		t.Errorf("the lookup rule went with the device:\n%s", rules)
+	}
+	if routes := run(t, "ip", "-n", nsSA, "route", "show", "table", "20051"); !strings.Contains(routes, "blackhole default") {
+		t.Errorf("no blackhole for the catch-all after Close:\n%s", routes)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", nsSA, "ping", "-c", "1", "-W", "1", "203.0.113.2").CombinedOutput(); err == nil {
+		t.Errorf("the tunnel's subnet is reachable with the device gone (in clear?):\n%s", out)
+	}
+	run(t, "ip", "netns", "exec", nsSA, "ping", "-c", "1", "-W", "2", "192.0.2.2")
+	// The next process takes the table over; withdrawing removes it all.
+	A2, err := Open(System{NetNS: nsSA, Name: "tuns0", Shared: owner, Table: testTable}, Config{Table: esp.NewTable(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := A2.Withdraw(); err != nil {
+		t.Fatal(err)
+	}
+	A2.Close()
 	if rules := run(t, "ip", "-n", nsSA, "rule"); strings.Contains(rules, "2005") {
-		t.Errorf("rules left after Close:\n%s", rules)
+		t.Errorf("rules left after Withdraw:\n%s", rules)
+	}
+	if routes := run(t, "ip", "-n", nsSA, "route", "show", "table", "20051"); strings.TrimSpace(routes) != "" {
+		t.Errorf("routes left in table 20051 after Withdraw:\n%s", routes)
 	}
 	// Closing the attachment leaves the shared socket to its owner.
 	if _, err := sock.Write(append([]byte{0, 0, 0, 0}, "still open"...)); err != nil {

@@ -274,6 +274,22 @@ func (a *Attachment) SetAddrs(prefixes []netip.Prefix) error {
 	return nil
 }
 
+// Withdraw removes the attachment's routes, and with a table of its own
+// the blackholes and rules that outlive the device: the peers' subnets
+// are routed normally again. For a removed configuration or an exit with
+// cleanup; a plain Close keeps them, so traffic stays dropped until the
+// next process takes over.
+func (a *Attachment) Withdraw() error {
+	r, ok := a.routes.(interface{ Withdraw() error })
+	if !ok {
+		return nil
+	}
+	if err := r.Withdraw(); err != nil {
+		return fmt.Errorf("tun attachment: withdraw: %w", err)
+	}
+	return nil
+}
+
 // Peers returns the current peer list.
 func (a *Attachment) Peers() []Peer {
 	p := a.pol.Load()
