@@ -302,6 +302,18 @@ func (e *Enroller) attempt(ctx context.Context, now time.Time) (op string, err e
 		return "cacerts", err
 	}
 	published, err := e.cfg.Client.CACerts(ctx, roots)
+	var unknown x509.UnknownAuthorityError
+	if err != nil && e.cfg.Trust.Fingerprint != nil && e.anchor == nil && errors.As(err, &unknown) {
+		// The bundle no longer authenticates the service (a new CA while
+		// this chassis was away): the operator's fingerprint may.
+		ca, berr := e.cfg.Client.Bootstrap(ctx, *e.cfg.Trust.Fingerprint)
+		if berr != nil {
+			return "cacerts", fmt.Errorf("%w; and by the CA fingerprint: %v", err, berr)
+		}
+		e.anchor = ca
+		roots = append(roots, ca)
+		published, err = e.cfg.Client.CACerts(ctx, roots)
+	}
 	if err != nil {
 		return "cacerts", err
 	}
@@ -328,12 +340,14 @@ func (e *Enroller) attempt(ctx context.Context, now time.Time) (op string, err e
 }
 
 // roots are the CA certificates that authenticate the CA service: the CA
-// bundle and the first-contact trust.
+// bundle and the first-contact trust. The fingerprint is looked up only
+// when there is nothing else (a first contact): once the CA it names has
+// retired, the service no longer publishes it, and the bundle carries on.
 func (e *Enroller) roots(ctx context.Context) ([]*x509.Certificate, error) {
 	roots := slices.Clone(e.bundle)
 	roots = append(roots, e.cfg.Trust.Anchors...)
 	if fp := e.cfg.Trust.Fingerprint; fp != nil {
-		if e.anchor == nil && !slices.ContainsFunc(roots, func(c *x509.Certificate) bool { return FingerprintOf(c) == *fp }) {
+		if e.anchor == nil && len(roots) == 0 {
 			ca, err := e.cfg.Client.Bootstrap(ctx, *fp)
 			if err != nil {
 				return nil, err

@@ -351,3 +351,51 @@ func TestCARollover(t *testing.T) {
 		t.Fatalf("bundle after the retirement: %d certificates; status %+v", len(bundle), st)
 	}
 }
+
+// A chassis that trusted the CA by its fingerprint keeps working from its
+// bundle after that CA retired (the service no longer publishes it), also
+// after a restart; a service whose CA changed while the chassis was away
+// is found again by the fingerprint of the new CA.
+func TestFingerprintAfterRetirement(t *testing.T) {
+	dir := newPKI(t)
+	clk := newFake()
+	es := startEST(t, dir, clk, Config{Lifetime: 6 * time.Hour})
+	tok := tokenFile(t, dir, clk, "ch1")
+	fp := FingerprintOf(caCerts(t, dir)[0])
+	p := PathsIn(t.TempDir())
+	r := newRunner(t, es, "ch1", func(c *EnrollerConfig) { c.TokenFile, c.Paths, c.Trust = tok, p, Trust{Fingerprint: &fp} })
+	r.start()
+	res, err := (pki.Dir{Path: dir, Env: pki.Env{Now: clk.Now}}).Rollover(pki.RolloverOptions{Overlap: 6 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.e.Status()
+	for st.LastAttempt.Before(res.Retire) {
+		st = r.next()
+	}
+	if b, _ := pki.LoadCertificates(p.CA); len(b) != 1 || !b[0].Equal(res.New) || st.State != "enrolled" {
+		t.Fatalf("after the retirement: status %+v", st)
+	}
+	r.stop()
+	r2 := newRunner(t, es, "ch1", func(c *EnrollerConfig) { c.Paths, c.InUse, c.Trust = p, p, Trust{Fingerprint: &fp} })
+	r2.start()
+	if st := r2.e.Status(); st.State != "enrolled" || st.LastError != "" || st.Issued != 0 {
+		t.Fatalf("restarted with the retired CA's fingerprint: %+v", st)
+	}
+	r2.stop()
+	// A new CA altogether (pki init --force) while away: the bundle no
+	// longer authenticates the service, the new fingerprint does, and
+	// the old certificate is replaced with a new token.
+	if err := (pki.Dir{Path: dir, Env: pki.Env{Now: clk.Now}}).Init(pki.InitOptions{Force: true, Key: pki.KeySpec{Type: pki.KeyECDSA}}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := FingerprintOf(caCerts(t, dir)[0])
+	tok2 := tokenFile(t, dir, clk, "ch1")
+	r3 := newRunner(t, es, "ch1", func(c *EnrollerConfig) {
+		c.Paths, c.InUse, c.TokenFile, c.Trust = p, p, tok2, Trust{Fingerprint: &fresh}
+	})
+	r3.start()
+	if st := r3.e.Status(); st.State != "enrolled" || st.Issued != 1 || st.LastOp != "simpleenroll" {
+		t.Fatalf("with a new CA's fingerprint: %+v", st)
+	}
+}
