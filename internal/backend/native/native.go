@@ -46,6 +46,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
@@ -53,8 +54,10 @@ import (
 	"github.com/ovnsec/ovnsec/internal/creds"
 	"github.com/ovnsec/ovnsec/internal/datapath/esphook"
 	"github.com/ovnsec/ovnsec/internal/datapath/ovsbridge"
+	"github.com/ovnsec/ovnsec/internal/datapath/tun"
 	"github.com/ovnsec/ovnsec/internal/esp"
 	"github.com/ovnsec/ovnsec/internal/ike"
+	"github.com/ovnsec/ovnsec/internal/nsenter"
 	"github.com/ovnsec/ovnsec/internal/tunnel"
 )
 
@@ -187,6 +190,12 @@ type Backend struct {
 	// inherited ones until Resume (open otherwise).
 	socks Sockets
 	gate  *gate
+	// North-south (ns.go): connections by name and by IKE peer name, the
+	// datapath (nil until the first connection) and its SAs.
+	ns       map[string]*nsState
+	nsByPeer map[string]*nsState
+	nsAtt    atomic.Pointer[tun.Attachment]
+	nsTable  *esp.Table
 	// peerUses counts how often an IKE peer name was configured: a tunnel
 	// deleted and added again under the same name and version would reuse
 	// "<if>-<v>", and late events of the old IKE peer would be taken for
@@ -300,7 +309,10 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if in != nil {
 		udp, err = ike.NewUDP(in.IKE, in.NATT)
 	} else if cfg.NewIKE == nil {
-		udp, err = ike.ListenUDP(cfg.Local.Unmap(), 0, 0)
+		err = nsenter.Do(cfg.Netns, func() (err error) {
+			udp, err = ike.ListenUDP(cfg.Local.Unmap(), 0, 0)
+			return err
+		})
 	}
 	if err != nil {
 		dev.Close()
@@ -394,6 +406,8 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	}
 	b.guarded = map[string]guardEntry{}
 	b.resumes = map[esp.SPI]ESPResume{}
+	b.ns, b.nsByPeer = map[string]*nsState{}, map[string]*nsState{}
+	b.nsTable = esp.NewTable(cfg.Clock)
 	b.setHandoverLocked(cfg.Handover)
 	b.gate = newGate(cfg.Inherited == nil)
 	if !b.gate.isOpen() {
@@ -411,7 +425,7 @@ func newBackend(cfg Config, att Attachment, dev ovsbridge.Device, wire ovsbridge
 	}
 	b.loop = loop
 	b.hook.SetReleaser(loop)
-	eng, err := cfg.NewIKE(ike.Config{Local: local, Conn: conn, Handler: ike.HandlerFunc(b.handleChildSA), Logger: cfg.Log})
+	eng, err := cfg.NewIKE(ike.Config{Local: local, Conn: conn, Handler: ike.HandlerFunc(b.handleChildSA), OnESP: b.deliverNS, Logger: cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("native backend: start IKE engine on %s: %w", local, err)
 	}
@@ -789,6 +803,12 @@ func (b *Backend) Close(ctx context.Context, cleanup bool) error {
 		for _, st := range b.tunnels {
 			b.dropLocked(st)
 		}
+		for _, st := range b.ns {
+			b.dropNSLocked(st)
+		}
+		// North-south subnets are routed normally again; without
+		// cleanup their blackholes stay until the next ovnsecd.
+		b.closeNSLocked(true)
 	}
 	b.mu.Unlock()
 	b.stop()

@@ -19,6 +19,18 @@ import (
 func (b *Backend) handleChildSA(ev ike.ChildEvent, c ike.ChildSA) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if ns := b.nsByPeer[c.Peer]; ns != nil && !b.closed {
+		// As for east-west SAs, the keys live until the Child SA is
+		// deleted (or could not be installed).
+		if err := b.handleNSChildLocked(ns, ev, c); err != nil {
+			ns.installErr = err.Error()
+			b.log.Error("north-south Child SA", "conn", ns.plan.Name, "event", ev, "err", err)
+			zeroKeys(&c)
+		} else if ev == ike.ChildDeleted {
+			zeroKeys(&c)
+		}
+		return
+	}
 	st := b.byPeer[c.Peer]
 	if st == nil || b.closed {
 		// A removed tunnel or a late event: nothing to install.

@@ -16,10 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ovnsec/ovnsec/internal/nsenter"
 )
 
 // TAP is an open engine port.
@@ -288,45 +289,5 @@ func ioctlSock(fn func(s int) error) error {
 	return fn(s)
 }
 
-// inNetns runs fn on a thread that is in the network namespace at path
-// ("" runs fn directly). Sockets and devices fn creates stay in that
-// namespace after it returns. fn runs on its own goroutine, locked to its
-// thread; if the thread cannot return to its namespace it stays locked, and
-// the runtime discards it when that goroutine ends, so no other goroutine
-// ever runs in the wrong namespace.
-func inNetns(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		done <- inNetnsLocked(path, fn)
-	}()
-	return <-done
-}
-
-func inNetnsLocked(path string, fn func() error) error {
-	target, err := os.Open(path)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("open network namespace %s: %w", path, err)
-	}
-	defer target.Close()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("open own network namespace: %w", err)
-	}
-	defer orig.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
-	}
-	ferr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("return from network namespace %s: %w", path, err) // thread stays locked and dies
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
+// inNetns runs fn in the network namespace at path ("" = ours).
+func inNetns(path string, fn func() error) error { return nsenter.Do(path, fn) }

@@ -10,15 +10,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	wgtun "golang.zx2c4.com/wireguard/tun"
 
 	"github.com/ovnsec/ovnsec/internal/esp"
+	"github.com/ovnsec/ovnsec/internal/nsenter"
 )
 
 // System says where and how Open creates the device and the socket.
@@ -164,47 +163,10 @@ func (c closer) Close() error {
 // inNetNS runs f on an OS thread switched into the namespace ns ("" runs
 // f on the calling goroutine). File descriptors f creates (device,
 // sockets, netlink handles) stay in that namespace afterwards.
-func inNetNS(ns string, f func() error) error {
-	if ns == "" {
-		return f()
-	}
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is switched into ns and back. If switching back
-		// fails the goroutine exits still locked and the runtime
-		// discards the thread rather than reuse it in the wrong netns.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		var target netns.NsHandle
-		if strings.Contains(ns, "/") {
-			target, err = netns.GetFromPath(ns)
-		} else {
-			target, err = netns.GetFromName(ns)
-		}
-		if err != nil {
-			errc <- fmt.Errorf("open netns %q (does it exist? ip netns list): %w", ns, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- fmt.Errorf("enter netns %q: %w", ns, err)
-			return
-		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return from netns %q: %w", ns, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+
+// inNetNS runs f in the network namespace ns (a name under /run/netns or
+// a path; "" = ours); what f creates stays in that namespace.
+func inNetNS(ns string, f func() error) error { return nsenter.Do(ns, f) }
 
 // configureLink gives the device its address (if valid), brings it up and
 // returns a route keeper holding a netlink handle in the current
