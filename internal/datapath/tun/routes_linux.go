@@ -134,7 +134,9 @@ func (r *nlRoutes) Set(prefixes []netip.Prefix) error {
 		if want[p] {
 			continue
 		}
-		if err := r.h.RouteDel(r.route(p)); err != nil {
+		// ESRCH: the kernel removed it already (with the device's last
+		// IPv4 address, or with the device).
+		if err := r.h.RouteDel(r.route(p)); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = errors.Join(errs, fmt.Errorf("remove route %v dev %s: %w", p, r.name, err))
 			continue
 		}
