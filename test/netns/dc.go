@@ -19,11 +19,11 @@ const dcPlugins = "random nonce aesni openssl aes gcm sha1 sha2 hmac kdf pem pkc
 
 // DCConn is one connection of a DC gateway, in swanctl terms.
 type DCConn struct {
-	Name               string
-	Local, Remote      string // underlay addresses (remote may be %any)
-	LocalID, RemoteID  string
-	LocalTS, RemoteTS  string // comma-separated subnets
-	PSK                string // PSK authentication when set
+	Name              string
+	Local, Remote     string // underlay addresses (remote may be %any)
+	LocalID, RemoteID string
+	LocalTS, RemoteTS string // comma-separated subnets
+	PSK               string // PSK authentication when set
 	// Cert and Key (PEM files) and CA: certificate authentication.
 	Cert, Key, CA string
 	Encap         bool // encap = yes
