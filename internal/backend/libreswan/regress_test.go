@@ -400,4 +400,3 @@ func (r failRunner) Run(ctx context.Context, argv []string) (Result, error) {
 	}
 	return res, err
 }
-
