@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzReadConf: readConf never panics; every error names the file and a
@@ -31,6 +32,48 @@ func FuzzReadConf(f *testing.F) {
 		for _, e := range errs {
 			if e.Source.File != "f.conf" || e.Source.Line < 1 || e.Source.Line > lines || e.Msg == "" {
 				t.Fatalf("error %+v", e)
+			}
+		}
+	})
+}
+
+// FuzzReadSecrets: readSecrets never panics; every entry has a key and
+// its place; an entry written back in libreswan's syntax reads the same.
+func FuzzReadSecrets(f *testing.F) {
+	f.Add([]byte("%any 192.0.2.1 : PSK \"swordfish\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, errs := readSecrets("f.secrets", data)
+		lines := strings.Count(string(data), "\n") + 1
+		for _, e := range errs {
+			if e.Source.File != "f.secrets" || e.Source.Line < 1 || e.Source.Line > lines || e.Msg == "" {
+				t.Fatalf("error %+v", e)
+			}
+		}
+		for _, e := range entries {
+			if !e.psk.IsSet() || e.src.Line < 1 || e.src.Line > lines {
+				t.Fatalf("entry %+v", e)
+			}
+			key := e.psk.Reveal()
+			if strings.ContainsAny(key, "\"\n\r") || !utf8.ValidString(key) {
+				continue
+			}
+			var b strings.Builder
+			for _, id := range e.ids {
+				if id.Kind == IDDN {
+					b.WriteString(`"` + id.String() + `" `)
+				} else {
+					b.WriteString(id.String() + " ")
+				}
+			}
+			b.WriteString(": PSK \"" + key + "\"\n")
+			again, errs := readSecrets("g.secrets", []byte(b.String()))
+			if len(errs) != 0 || len(again) != 1 || again[0].psk.Reveal() != key || len(again[0].ids) != len(e.ids) {
+				t.Fatalf("%q read back as %+v, %v", b.String(), again, errs)
+			}
+			for i := range e.ids {
+				if !sameID(e.ids[i], again[0].ids[i]) && !(e.ids[i].Kind == IDAny && again[0].ids[i].Kind == IDAny) {
+					t.Fatalf("id %d: %+v read back as %+v", i, e.ids[i], again[0].ids[i])
+				}
 			}
 		}
 	})

@@ -132,7 +132,11 @@ func parseID(v string, secrets bool) (ID, error) {
 		return ID{Kind: IDFQDN, Value: name}, nil
 	}
 	if strings.Contains(v, "=") {
-		return ID{Kind: IDDN, Value: strings.TrimSpace(v)}, nil
+		dn := strings.TrimSpace(v)
+		if strings.HasPrefix(dn, "=") || strings.ContainsRune(dn, '"') {
+			return ID{}, fmt.Errorf("%q is not a DN; want attribute=value pairs like \"C=US, O=Example, CN=gw\"", v)
+		}
+		return ID{Kind: IDDN, Value: dn}, nil
 	}
 	if a, err := parseAddr(v); err == nil {
 		if secrets && a.IsUnspecified() {
