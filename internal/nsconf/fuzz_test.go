@@ -78,3 +78,32 @@ func FuzzReadSecrets(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadNMState: readNMState never panics, whatever the YAML parser
+// meets; every section has a valid name, every key is well formed and
+// every place is a line of the file.
+func FuzzReadNMState(f *testing.F) {
+	f.Add([]byte("interfaces:\n- name: dc\n  type: ipsec\n  libreswan:\n    right: 192.0.2.1\n    psk: x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		secs, errs := readNMState("f.yaml", data)
+		// YAML breaks lines at \r too, and reports the end of the stream
+		// on the line after the last.
+		lines := strings.Count(string(data), "\n") + strings.Count(string(data), "\r") + 2
+		for _, s := range secs {
+			errs = append(errs, s.errs...)
+			if checkName(s.name) != nil || s.form != formYAML || s.src.Line < 1 || s.src.Line > lines {
+				t.Fatalf("section %+v", s)
+			}
+			for _, e := range s.kvs {
+				if checkKey(e.key) != nil || e.src.Line < 1 || e.src.Line > lines {
+					t.Fatalf("kv %+v", e)
+				}
+			}
+		}
+		for _, e := range errs {
+			if e.Source.File != "f.yaml" || e.Source.Line < 0 || e.Source.Line > lines || e.Msg == "" {
+				t.Fatalf("error %+v", e)
+			}
+		}
+	})
+}
