@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ovnsec/ovnsec/internal/backend"
+	"github.com/ovnsec/ovnsec/internal/backend/libreswan"
 	"github.com/ovnsec/ovnsec/internal/backend/native"
 	"github.com/ovnsec/ovnsec/internal/backend/strongswan"
 )
@@ -117,8 +118,13 @@ func TestSelectBackend(t *testing.T) {
 		// Another backend's flags are checked before the backend's own.
 		{args: "--ike-daemon=strongswan --engine-port-type=af_xdp", backend: "strongswan",
 			warnings: []string{"--engine-port-type applies only to --ike-daemon=native; ignored with --ike-daemon=strongswan"}},
-		{args: "--ike-daemon=libreswan",
-			wantErr: "--ike-daemon=libreswan is not available in this build of ovnsecd yet; use --ike-daemon=native or --ike-daemon=strongswan, see docs/STATUS.md"},
+		{args: "--ike-daemon=libreswan", backend: "libreswan"},
+		{args: "--ike-daemon=libreswan --ipsec-conf=/etc/ipsec.d/ovn.conf --root-ipsec-conf=/etc/ipsec.conf --use-default-crypto --no-restart-ike-daemon --command-timeout=30", backend: "libreswan"},
+		{args: "--ike-daemon=libreswan --command-timeout=0", wantErr: "--command-timeout=0: want a positive number of seconds"},
+		{args: "--ike-daemon=libreswan --ipsec-conf=ipsec.conf", wantErr: `--ipsec-conf="ipsec.conf": want an absolute path`},
+		{args: "--ike-daemon=libreswan --ipsec-secrets=/etc/ipsec.conf", wantErr: "--ipsec-conf and --ipsec-secrets name the same file"},
+		{args: "--ike-daemon=strongswan --ipsec-conf=/etc/ipsec.conf", backend: "strongswan",
+			warnings: []string{"--ipsec-conf applies only to --ike-daemon=libreswan; ignored with --ike-daemon=strongswan"}},
 		{args: "--ike-daemon=racoon", wantErr: `--ike-daemon="racoon": the IKE daemon should be native, strongswan or libreswan`},
 	}
 	for _, tc := range tests {
@@ -221,6 +227,7 @@ func TestBackendGuards(t *testing.T) {
 	guards := map[string]bool{}
 	_, guards["native"] = any((*native.Backend)(nil)).(backend.Guard)
 	_, guards["strongswan"] = any((*strongswan.Backend)(nil)).(backend.Guard)
+	_, guards["libreswan"] = any((*libreswan.Backend)(nil)).(backend.Guard)
 	for _, b := range backends {
 		if b.refused != "" {
 			continue
@@ -235,7 +242,7 @@ func TestBackendGuards(t *testing.T) {
 			}
 		}
 	}
-	if !guards["native"] || guards["strongswan"] {
+	if !guards["native"] || guards["strongswan"] || guards["libreswan"] {
 		t.Errorf("guards = %v: want native only", guards)
 	}
 }

@@ -375,8 +375,10 @@ func TestDaemonRefusesArguments(t *testing.T) {
 			`ovnsecd: expected at most one DATABASE argument, got "unix:/nonexistent/a.sock" and "unix:/nonexistent/b.sock"`},
 		{[]string{"unix:/nonexistent/a.sock", "--ike-daemon=strongswan", "--require-ipsec"},
 			"ovnsecd: --require-ipsec needs --ike-daemon=native: only the native backend can drop the packets of a tunnel that has no IPsec configuration"},
+		// This host's /usr/sbin/ipsec is strongSwan's (Debian's libreswan
+		// conflicts with it): refused by name, never driven.
 		{[]string{"--ike-daemon=libreswan", "unix:/nonexistent/a.sock"},
-			"ovnsecd: --ike-daemon=libreswan is not available in this build of ovnsecd yet; use --ike-daemon=native or --ike-daemon=strongswan"},
+			"ovnsecd: start the libreswan backend: libreswan: the ipsec command is strongSwan's"},
 		{[]string{"unix:/nonexistent/a.sock", "--ike-daemon=native", "--bridge=br-phy", "--nic=eth0", "--engine-port-type=af_xdp"},
 			`ovnsecd: --engine-port-type: unknown engine port type "af_xdp": want veth or tap`},
 	} {

@@ -52,6 +52,7 @@ type config struct {
 	direct        bool
 	metricsAddr   string
 	showVersion   bool
+	libreswan     libreswanConfig
 	ovsPidfileArg bool // --pidfile given without a value
 	// given holds the flags named on the command line, with the value
 	// each ended with (backend-specific flags are checked against it).
@@ -112,6 +113,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ovnSB, "ovn-sb", "", "OVN Southbound `REMOTE` to read SB_Global ipsec from (tcp:HOST:PORT or unix:PATH, comma-separated for a cluster; default: Open_vSwitch external_ids:ovn-remote, as ovn-controller)")
 	fs.StringVar(&c.metricsAddr, "metrics-address", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (off by default; :PORT listens on every address)")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	libreswanFlags(fs, &c.libreswan)
 	fs.StringVar(&c.enroll, "enroll", "", "keep this chassis' certificate from the EST CA service at `https://HOST:PORT` (ovnsec ca serve): enrol when other_config:certificate is missing, expired, for another name or not from that CA, renew it, follow CA rollovers (docs/PKI.md)")
 	fs.StringVar(&c.enrollTokenFile, "enroll-token-file", "", "with --enroll: the bootstrap token for enrolling (`FILE`, mode 0600; ovnsec ca token create prints one)")
 	fs.StringVar(&c.enrollCACert, "enroll-ca-cert", "", "with --enroll: trust the CA certificate in `FILE` for the first contact with the CA service")
@@ -360,8 +362,10 @@ var backends = []backendSpec{
 		build:    newStrongswanBackend,
 	},
 	{
-		name:    "libreswan",
-		refused: "not available in this build of ovnsecd yet",
+		name:     "libreswan",
+		flags:    libreswanFlagNames,
+		validate: validateLibreswan,
+		build:    newLibreswanBackend,
 	},
 }
 
