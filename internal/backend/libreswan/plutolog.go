@@ -150,11 +150,15 @@ func logConnLine(line string) (conn, msg string, ok bool) {
 }
 
 // classifyLog sorts a connection's log message: "kernel" when the kernel
-// refused an SA, "error" for another failure, "" otherwise.
+// refused an SA, "error" for another failure, "" otherwise. pluto's
+// "setup_half_ipsec_sa() hit fail:" follows the netlink line that says
+// why, which is kept.
 func classifyLog(msg string) string {
 	switch {
+	case strings.Contains(msg, "setup_half_ipsec_sa() hit fail"):
+		return ""
 	case strings.Contains(msg, "netlink response for Add SA"), strings.Contains(msg, "netlink response for Add policy"),
-		strings.Contains(msg, "setup_half_ipsec_sa() hit fail"), strings.Contains(msg, "kernel: "):
+		strings.Contains(msg, "kernel: "):
 		return "kernel"
 	case strings.Contains(msg, "AUTHENTICATION_FAILED"), strings.Contains(msg, "authentication failed"),
 		strings.Contains(msg, "TS_UNACCEPTABLE"), strings.Contains(msg, "NO_PROPOSAL_CHOSEN"),
